@@ -1,0 +1,106 @@
+"""The prediction entity: what one batch of predictions (with or without maps) looks like.
+
+Both the checkpoint path (Lightning predict + callback) and the IR path (OpenVINO runtime) produce
+``PredictionBatch`` objects from a dict of model outputs named as in the IR, so everything downstream
+(target selection, postprocess, dump, metrics) never knows where the maps came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ImageInfo:
+    """Where an image came from and how it was fed to the model.
+
+    ``valid_size`` is the (h, w) region of the model input that holds the image (top-left anchored);
+    smaller than the input size when the image was letterboxed, equal to it otherwise.
+    """
+
+    image_id: str
+    source_path: str
+    original_size: tuple[int, int]
+    valid_size: tuple[int, int]
+    input_size: tuple[int, int]
+    gt_labels: list[int] = field(default_factory=list)
+    gt_boxes: list[list[float]] = field(default_factory=list)  # in original-image pixels
+
+
+@dataclass
+class ModelInfo:
+    """What is needed to read a model's outputs: the same from a checkpoint or from IR rt_info."""
+
+    task: str
+    label_names: list[str]
+    multilabel: bool = False
+    explain_method: str = "none"
+
+
+@dataclass
+class PredictionBatch:
+    """Predictions of one batch, as numpy arrays on the CPU.
+
+    scores: (B, K) class scores (classification); for detection, per-class maximum box score.
+    boxes / box_labels / box_scores: per image, detections in original-image pixels.
+    masks: per image, (N, H, W) instance masks (instance segmentation).
+    saliency_map: uint8 (B, K, h, w), None when the run did not explain.
+    """
+
+    infos: list[ImageInfo]
+    model: ModelInfo
+    scores: np.ndarray
+    saliency_map: np.ndarray | None = None
+    feature_vector: np.ndarray | None = None
+    feature_map: np.ndarray | None = None
+    boxes: list[np.ndarray] | None = None
+    box_labels: list[np.ndarray] | None = None
+    box_scores: list[np.ndarray] | None = None
+    masks: list[np.ndarray] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def classification_batch(
+    outputs: Mapping[str, Any], infos: list[ImageInfo], model: ModelInfo
+) -> PredictionBatch:
+    """A PredictionBatch from classifier outputs named as in the IR (logits, saliency_map, ...)."""
+    logits = _numpy(outputs["logits"]).astype(np.float32)
+    scores = 1.0 / (1.0 + np.exp(-logits)) if model.multilabel else softmax(logits)
+    optional = {
+        name: (_numpy(outputs[name]) if outputs.get(name) is not None else None)
+        for name in ("saliency_map", "feature_vector", "feature_map")
+    }
+    if optional["saliency_map"] is not None:
+        optional["saliency_map"] = optional["saliency_map"].astype(np.uint8, copy=False)
+    return PredictionBatch(infos=infos, model=model, scores=scores.astype(np.float32), **optional)
+
+
+BATCH_BUILDERS = {"classification": classification_batch}
+
+
+def build_prediction_batch(
+    outputs: Mapping[str, Any], infos: list[ImageInfo], model: ModelInfo
+) -> PredictionBatch:
+    """The PredictionBatch of any task, from outputs named as in the IR."""
+    if model.task not in BATCH_BUILDERS:
+        raise ValueError(f"no prediction reader for task {model.task!r}: one of {', '.join(BATCH_BUILDERS)}")
+    return BATCH_BUILDERS[model.task](outputs, infos, model)

@@ -1,0 +1,50 @@
+"""The explain interface every model (ours or a user's) implements, and its shared Lightning plumbing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning
+from torch import Tensor
+
+
+def batch_images(batch: Any) -> Tensor:
+    """The image tensor of a batch: a dict's ``"images"``, a tuple's first item, or the tensor itself."""
+    if isinstance(batch, dict):
+        return batch["images"]
+    if isinstance(batch, list | tuple):
+        return batch[0]
+    return batch
+
+
+class ExplainableModel(lightning.LightningModule):
+    """A LightningModule that explains in the same forward pass as it predicts.
+
+    The interface (what the ExplainCallback relies on; a user's own module may implement it without
+    subclassing):
+
+    - ``label_names: list[str]`` and ``multilabel: bool``;
+    - ``explain_mode: bool``, switched on by the callback for the duration of a predict run;
+    - ``predict_step`` returns a dict with ``logits`` (B, K) and, in explain mode, ``saliency_map``
+      uint8 (B, K, h, w), ``feature_vector`` float (B, D) and optionally ``feature_map`` (B, C', h, w).
+
+    Subclasses implement ``forward_explain`` (all four outputs) and ``forward`` (logits only);
+    ``predict_step`` picks one of them, so predictions are the same with and without explain.
+    """
+
+    task: str = "classification"
+    explain_method: str = "none"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.explain_mode = False
+
+    def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
+        """logits, feature_vector, saliency_map and feature_map in one forward pass."""
+        raise TypeError(f"{type(self).__name__} does not implement forward_explain")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        images = batch_images(batch)
+        if self.explain_mode:
+            return self.forward_explain(images)
+        return {"logits": self(images)}

@@ -1,0 +1,107 @@
+"""Image classification over torchvision CNNs, explained by Recipro-CAM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor
+
+from otx_xai.explain.methods.recipro_cam import ReciproCAM
+from otx_xai.models.backbones import build_cnn
+from otx_xai.models.base import ExplainableModel, batch_images
+
+
+def class_scores(logits: Tensor, multilabel: bool) -> Tensor:
+    """Scores a classifier reports: sigmoid per label (multilabel) or softmax over labels."""
+    return torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=-1)
+
+
+class ImageClassifier(ExplainableModel):
+    """A CNN classifier (multiclass or multilabel) with Recipro-CAM in its explain forward.
+
+    Args:
+        backbone: torchvision model name (resnet18, mobilenet_v3_small, efficientnet_b0).
+        label_names: class names; their order is the channel order of every output.
+        multilabel: sigmoid head with binary cross-entropy instead of softmax.
+        weights: local file with pretrained torchvision weights, or None for random initialization.
+        lr: AdamW learning rate.
+    """
+
+    task = "classification"
+    explain_method = ReciproCAM.name
+
+    def __init__(
+        self,
+        label_names: list[str],
+        backbone: str = "resnet18",
+        multilabel: bool = False,
+        weights: str | None = None,
+        lr: float = 1e-3,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.label_names = list(label_names)
+        self.multilabel = multilabel
+        self.lr = lr
+        parts = build_cnn(backbone, len(self.label_names), weights)
+        self.backbone = parts.backbone
+        self.head = parts.head
+        self.explainer = ReciproCAM(
+            head_on_feature_map=self._head_on_feature_map,
+            head_on_pooled=self._head_on_pooled,
+            score_fn=self._scores,
+        )
+
+    def _scores(self, logits: Tensor) -> Tensor:
+        return class_scores(logits, self.multilabel)
+
+    def _head_on_pooled(self, pooled: Tensor) -> Tensor:
+        return self.head(pooled)
+
+    def _head_on_feature_map(self, feature_map: Tensor) -> Tensor:
+        return self.head(feature_map.mean(dim=(2, 3)))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self._head_on_feature_map(self.backbone(images))
+
+    def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
+        feature_map = self.backbone(images)
+        feature_vector = feature_map.mean(dim=(2, 3))
+        return {
+            "logits": self.head(feature_vector),
+            "feature_vector": feature_vector,
+            "saliency_map": self.explainer(feature_map),
+            "feature_map": feature_map,
+        }
+
+    def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        if self.multilabel:
+            return F.binary_cross_entropy_with_logits(logits, labels.float())
+        return F.cross_entropy(logits, labels)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        loss = self._loss(self(batch_images(batch)), batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+        logits = self(batch_images(batch))
+        labels = batch["labels"]
+        if self.multilabel:
+            accuracy = ((logits > 0) == labels.bool()).float().mean()
+        else:
+            accuracy = (logits.argmax(-1) == labels).float().mean()
+        size = len(labels)
+        self.log(f"{stage}/loss", self._loss(logits, labels), batch_size=size)
+        self.log(f"{stage}/accuracy", accuracy, prog_bar=True, batch_size=size)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.lr)
