@@ -43,8 +43,19 @@ class ExplainableModel(lightning.LightningModule):
         """logits, feature_vector, saliency_map and feature_map in one forward pass."""
         raise TypeError(f"{type(self).__name__} does not implement forward_explain")
 
+    def export_outputs(self, images: Tensor, explain: bool) -> dict[str, Tensor]:
+        """The outputs an exported IR has, named as in the IR."""
+        return self.forward_explain(images) if explain else {"logits": self(images)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        cls = type(self)
+        checkpoint["otx_xai"] = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "task": self.task,
+                                 "label_names": list(self.label_names)}
+
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         images = batch_images(batch)
+        if images.numel() == 0:
+            return {"logits": images.new_zeros(0, len(self.label_names))}
         if self.explain_mode:
             return self.forward_explain(images)
         return {"logits": self(images)}

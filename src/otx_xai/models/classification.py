@@ -81,12 +81,16 @@ class ImageClassifier(ExplainableModel):
             return F.binary_cross_entropy_with_logits(logits, labels.float())
         return F.cross_entropy(logits, labels)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        if not batch["infos"]:
+            return None  # every image of the batch was unreadable
         loss = self._loss(self(batch_images(batch)), batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
+        if not batch["infos"]:
+            return
         logits = self(batch_images(batch))
         labels = batch["labels"]
         if self.multilabel:

@@ -49,8 +49,12 @@ class ReciproCAM(ExplainAlgo):
         positions = height * width
         if self._head_on_pooled is not None:
             pooled = feature_map.flatten(2).transpose(1, 2) / positions  # (B, h·w, C')
-            chunks = torch.split(pooled.reshape(-1, channels), self.max_chunk)
-            scores = torch.cat([self._score_fn(self._head_on_pooled(chunk)) for chunk in chunks])
+            rows = pooled.reshape(-1, channels)
+            if rows.shape[0] <= self.max_chunk:  # always so when traced with one image
+                scores = self._score_fn(self._head_on_pooled(rows))
+            else:
+                chunks = torch.split(rows, self.max_chunk)
+                scores = torch.cat([self._score_fn(self._head_on_pooled(chunk)) for chunk in chunks])
             scores = scores.view(batch, positions, -1)
         else:
             scores = self._masked_copy_scores(feature_map)

@@ -1,0 +1,79 @@
+"""A torch Dataset over image records; unreadable images travel as failures, never as crashes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from otx_xai.data.image_io import ImageReadError, read_image_rgb
+from otx_xai.data.records import ImageRecord
+from otx_xai.data.transforms import Preprocess
+from otx_xai.explain.entity import ImageInfo
+
+
+@dataclass
+class FailedImage:
+    """An image that could not be read: where it is and why."""
+
+    image_id: str
+    source_path: str
+    error: str
+
+
+class ImageDataset(Dataset):
+    """Samples ``{"image", "label", "info"}`` or a ``FailedImage`` for unreadable files."""
+
+    def __init__(
+        self, records: list[ImageRecord], preprocess: Preprocess, num_classes: int,
+        multilabel: bool = False, augment: bool = False,
+    ) -> None:
+        self.records = records
+        self.preprocess = preprocess
+        self.num_classes = num_classes
+        self.multilabel = multilabel
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | FailedImage:
+        record = self.records[index]
+        try:
+            image = read_image_rgb(record.path)
+        except ImageReadError as error:
+            return FailedImage(record.image_id, record.path, str(error))
+        if self.augment and np.random.random() < 0.5:
+            image = np.ascontiguousarray(image[:, ::-1])
+        tensor, valid = self.preprocess(image)
+        info = ImageInfo(
+            image_id=record.image_id, source_path=record.path,
+            original_size=(int(image.shape[0]), int(image.shape[1])), valid_size=valid,
+            input_size=tuple(self.preprocess.input_size), gt_labels=list(record.labels),
+            gt_boxes=[list(b) for b in record.boxes],
+        )
+        return {"image": tensor, "label": self._target(record.labels), "info": info}
+
+    def _target(self, labels: list[int]) -> torch.Tensor:
+        if self.multilabel:
+            target = torch.zeros(self.num_classes)
+            target[labels] = 1.0
+            return target
+        return torch.tensor(labels[0] if labels else -1)
+
+
+def collate(samples: list[dict[str, Any] | FailedImage]) -> dict[str, Any]:
+    """Stack readable samples; keep unreadable ones aside under ``"failed"``."""
+    good = [s for s in samples if not isinstance(s, FailedImage)]
+    failed = [s for s in samples if isinstance(s, FailedImage)]
+    if not good:
+        return {"images": torch.zeros(0), "labels": torch.zeros(0), "infos": [], "failed": failed}
+    return {
+        "images": torch.stack([s["image"] for s in good]),
+        "labels": torch.stack([s["label"] for s in good]),
+        "infos": [s["info"] for s in good],
+        "failed": failed,
+    }

@@ -1,0 +1,99 @@
+"""ExplainMixin: adds ``explain()`` and ``export(explain=True)`` to the Engine."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from otx_xai.engine.workdir import new_run_dir
+from otx_xai.explain.callback import ExplainCallback, model_info
+from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.sink import ExplainSink, ImageExplanation
+from otx_xai.openvino.inference import IRModel
+
+log = logging.getLogger(__name__)
+
+
+class ExplainMixin:
+    """Explain stages of an engine; needs ``model``, ``datamodule``, ``recipe``, ``_trainer``, ``_record``."""
+
+    last_explain_dir: Path | None = None
+
+    def explain(
+        self,
+        checkpoint: str | Path | None = None,
+        explain_config: ExplainConfig | None = None,
+        dump: bool = False,
+        keep_results: bool = True,
+    ) -> list[ImageExplanation]:
+        """Predict and explain the test subset (or every image of an unlabelled folder).
+
+        ``checkpoint`` may be a ``.ckpt`` or an IR exported with ``explain=True``; maps are dumped into
+        a new run folder when ``dump`` is set. Returns one ImageExplanation per readable image.
+        """
+        config = explain_config or ExplainConfig()
+        if checkpoint is not None:
+            self._use_checkpoint(str(checkpoint))
+        if self.checkpoint and self.checkpoint.endswith(".xml"):
+            return self._explain_ir(config, dump, keep_results)
+        model = self.model
+        run_dir = new_run_dir(self.work_dir)
+        sink = ExplainSink(config, run_dir if dump else None,
+                           self._index_header(model_info(model), config), keep_results)
+        trainer = self._trainer(run_dir, callbacks=[ExplainCallback(sink)])
+        trainer.predict(model, datamodule=self.datamodule, return_predictions=False)
+        return self._finish_explain(sink, run_dir)
+
+    def _use_checkpoint(self, checkpoint: str) -> None:
+        if checkpoint != self.checkpoint:
+            self.checkpoint = checkpoint
+            self._module = None
+
+    def _explain_ir(self, config: ExplainConfig, dump: bool, keep_results: bool) -> list[ImageExplanation]:
+        ir = IRModel(self.checkpoint)
+        ir.require_xai_outputs()
+        self._check_ir_labels(ir)
+        run_dir = new_run_dir(self.work_dir)
+        sink = ExplainSink(config, run_dir if dump else None, self._index_header(ir.model_info, config),
+                           keep_results)
+        loader = self._ir_datamodule(ir).predict_dataloader()
+        for prediction, failed in ir.predict(loader):
+            if prediction is None:
+                sink.consume_failures(failed)
+            else:
+                sink.consume(prediction, failed)
+        return self._finish_explain(sink, run_dir)
+
+    def _ir_datamodule(self, ir: IRModel) -> Any:
+        from otx_xai.engine.tasks import build_datamodule
+
+        data = ir.data_config(self.recipe.data.batch_size)
+        if self.data_root is None:
+            raise ValueError("no data_root: pass --data_root (the images to explain)")
+        return build_datamodule(ir.model_info.task, self.data_root, data)
+
+    def _check_ir_labels(self, ir: IRModel) -> None:
+        labels = self.datamodule.label_names
+        if labels and labels != ir.model_info.label_names:
+            raise ValueError(f"{ir.path} was exported with labels {ir.model_info.label_names} but the dataset "
+                             f"has {labels}: use matching data or model")
+
+    def _index_header(self, info: Any, config: ExplainConfig) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "data_root": self.data_root, "task": info.task,
+                "label_names": info.label_names, "explain_method": info.explain_method,
+                "explain_config": {**asdict(config), "target_explain_group": config.target_explain_group.value}}
+
+    def _finish_explain(self, sink: ExplainSink, run_dir: Path) -> list[ImageExplanation]:
+        results = sink.finish()
+        self._record(run_dir, "explain", checkpoint=self.checkpoint, counts=sink.counts)
+        self.last_explain_dir = run_dir
+        log.info("explained %d images (%d unreadable) into %s", sink.counts["explained"],
+                 sink.counts["failed"], run_dir)
+        return results
+
+    def export(self, explain: bool = False) -> Path:
+        """Write ``exported_model.xml/.bin``; with ``explain`` the IR also outputs feature_vector,
+        saliency_map and feature_map."""
+        return self._export(explain=explain)

@@ -1,0 +1,16 @@
+"""Which data module reads the data of each task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otx_xai.data.datamodule import ClassificationDataModule, DataConfig
+
+DATA_MODULES: dict[str, type] = {"classification": ClassificationDataModule}
+
+
+def build_datamodule(task: str, data_root: str, config: DataConfig) -> Any:
+    """The data module of ``task`` over ``data_root``."""
+    if task not in DATA_MODULES:
+        raise ValueError(f"unknown task {task!r}: one of {', '.join(DATA_MODULES)}")
+    return DATA_MODULES[task](data_root, config)

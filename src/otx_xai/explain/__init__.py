@@ -1,0 +1,1 @@
+"""explain of otx_xai."""

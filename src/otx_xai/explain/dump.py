@@ -1,0 +1,84 @@
+"""Writing maps and the run index: every file through a temp file and a rename, never half-written."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from otx_xai.data.records import sanitize_id
+
+INDEX_VERSION = 1
+SALIENCY_DIR = "saliency_map"
+INDEX_JSON = "explain_index.json"
+INDEX_LINES = "explain_index.jsonl"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either nothing or the whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of a grey (H, W) or RGB (H, W, 3) uint8 image."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    """``.npy`` bytes of an array."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def map_file_stem(image_id: str, key: int | str, label_names: list[str]) -> str:
+    """``<image_id>_class_<label>`` (or ``<image_id>_map_per_image``), sanitized."""
+    if isinstance(key, str):
+        return f"{image_id}_{key}"
+    label = label_names[key] if key < len(label_names) else str(key)
+    return f"{image_id}_class_{sanitize_id(label)}"
+
+
+class RunIndex:
+    """The run's index: one JSON line per image as it is done, one JSON document at the end."""
+
+    def __init__(self, run_dir: Path, header: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.header = {"version": INDEX_VERSION, **header}
+        self.lines_path = run_dir / INDEX_LINES
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._lines = open(self.lines_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """Record one image (appended and flushed at once)."""
+        self._lines.write(json.dumps(entry) + "\n")
+        self._lines.flush()
+
+    def close(self, summary: dict[str, Any]) -> Path:
+        """Write the whole index as one JSON document and return its path."""
+        self._lines.close()
+        entries = [json.loads(line) for line in self.lines_path.read_text(encoding="utf-8").splitlines()
+                   if line.strip()]
+        document = {**self.header, "summary": summary, "images": entries}
+        path = self.run_dir / INDEX_JSON
+        atomic_write_bytes(path, json.dumps(document, indent=1).encode())
+        return path

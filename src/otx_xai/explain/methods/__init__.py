@@ -1,0 +1,1 @@
+"""explain methods of otx_xai."""

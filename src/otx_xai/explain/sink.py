@@ -1,0 +1,138 @@
+"""Where explained batches go: target selection and postprocess per image, then dump and index.
+
+The Lightning callback (checkpoint path) and the OpenVINO runner (IR path) both hand their
+PredictionBatch objects to an ExplainSink, so every run is dumped and indexed by the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from otx_xai.data.dataset import FailedImage
+from otx_xai.data.image_io import ImageReadError, read_image_rgb
+from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.dump import SALIENCY_DIR, RunIndex, atomic_write_bytes, encode_npy, encode_png, map_file_stem
+from otx_xai.explain.entity import ImageInfo, PredictionBatch
+from otx_xai.explain.saliency import MapKey, overlay, postprocess, predicted_labels, select_maps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageExplanation:
+    """The explanation of one image, as returned to a Python caller."""
+
+    info: ImageInfo
+    scores: np.ndarray
+    predicted: list[int]
+    saliency_map: dict[MapKey, np.ndarray]
+    feature_vector: np.ndarray | None = None
+    files: list[str] = field(default_factory=list)
+
+
+class ExplainSink:
+    """Consumes PredictionBatch objects; dumps maps when ``run_dir`` is given; keeps results if asked."""
+
+    def __init__(
+        self,
+        config: ExplainConfig,
+        run_dir: Path | None = None,
+        header: dict[str, Any] | None = None,
+        keep_results: bool = True,
+    ) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.keep_results = keep_results
+        self.results: list[ImageExplanation] = []
+        self.counts = {"explained": 0, "failed": 0, "files": 0}
+        self.index = RunIndex(run_dir, header or {}) if run_dir is not None else None
+
+    def consume(self, batch: PredictionBatch, failed: list[FailedImage] | None = None) -> None:
+        """Explain, dump and index every image of a batch; record the images that failed to load."""
+        if batch.saliency_map is None:
+            raise ValueError(
+                "the model returned no saliency_map: explain needs a model with an explain forward "
+                "(for an IR, export it with --explain True)"
+            )
+        self.consume_failures(failed)
+        for index, info in enumerate(batch.infos):
+            self._consume_image(batch, index, info)
+
+    def consume_failures(self, failed: list[FailedImage] | None) -> None:
+        """Record images that could not be loaded; the run goes on."""
+        for failure in failed or []:
+            self._record_failure(failure.image_id, failure.source_path, failure.error)
+
+    def _consume_image(self, batch: PredictionBatch, index: int, info: ImageInfo) -> None:
+        predicted = predicted_labels(batch, index, self.config.predicted_maps_conf_thr)
+        maps = select_maps(batch, index, self.config)
+        files: list[str] = []
+        if self.config.postprocess:
+            maps = {key: postprocess(m, info, self.config) for key, m in maps.items()}
+        if self.index is not None:
+            try:
+                files = self._dump(batch, index, info, maps)
+            except ImageReadError as error:
+                self._record_failure(info.image_id, info.source_path, str(error))
+                return
+        self.counts["explained"] += 1
+        self.counts["files"] += len(files)
+        if self.index is not None:
+            self.index.add(self._entry(batch, index, info, predicted, files))
+        if self.keep_results:
+            vector = None if batch.feature_vector is None else batch.feature_vector[index]
+            self.results.append(ImageExplanation(info, batch.scores[index], predicted, maps, vector, files))
+
+    def _dump(
+        self, batch: PredictionBatch, index: int, info: ImageInfo, maps: dict[MapKey, np.ndarray]
+    ) -> list[str]:
+        folder = self.run_dir / SALIENCY_DIR
+        names = batch.model.label_names
+        original = read_image_rgb(info.source_path) if self.config.postprocess else None
+        files = []
+        for key, saliency in maps.items():
+            stem = map_file_stem(info.image_id, key, names)
+            atomic_write_bytes(folder / f"{stem}_saliency_map.png", encode_png(saliency))
+            files.append(f"{SALIENCY_DIR}/{stem}_saliency_map.png")
+            if original is not None:
+                atomic_write_bytes(folder / f"{stem}_overlay.png", encode_png(overlay(saliency, original)))
+                files.append(f"{SALIENCY_DIR}/{stem}_overlay.png")
+        raw_name = f"{info.image_id}_saliency_map.npy"
+        atomic_write_bytes(folder / raw_name, encode_npy(batch.saliency_map[index]))
+        files.append(f"{SALIENCY_DIR}/{raw_name}")
+        return files
+
+    def _entry(
+        self, batch: PredictionBatch, index: int, info: ImageInfo, predicted: list[int], files: list[str]
+    ) -> dict[str, Any]:
+        names = batch.model.label_names
+        return {
+            "image_id": info.image_id,
+            "source_path": info.source_path,
+            "original_size": list(info.original_size),
+            "predicted": [
+                {"index": k, "label": names[k] if k < len(names) else str(k),
+                 "score": round(float(batch.scores[index][k]), 6)}
+                for k in predicted
+            ],
+            "files": files,
+            "error": None,
+        }
+
+    def _record_failure(self, image_id: str, source_path: str, error: str) -> None:
+        log.warning("skipped %s: %s", source_path, error)
+        self.counts["failed"] += 1
+        if self.index is not None:
+            self.index.add({"image_id": image_id, "source_path": source_path, "predicted": [],
+                            "files": [], "error": error})
+
+    def finish(self, summary: dict[str, Any] | None = None) -> list[ImageExplanation]:
+        """Close the index (writing the whole document) and return the kept results."""
+        if self.index is not None:
+            self.index.close({**self.counts, **(summary or {})})
+        return self.results

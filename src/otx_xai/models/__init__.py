@@ -1,0 +1,1 @@
+"""models of otx_xai."""

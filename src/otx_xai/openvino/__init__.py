@@ -1,0 +1,1 @@
+"""openvino of otx_xai."""
