@@ -21,7 +21,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} not found: pass an existing .ckpt or exported .xml")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means the same to the user
+    except Exception as error:
         raise CheckpointError(f"cannot read checkpoint {path}: {type(error).__name__}") from None
 
 

@@ -16,8 +16,8 @@ from otx_xai.engine.explain_mixin import ExplainMixin
 from otx_xai.engine.recipe import ModelSpec, Recipe, build_model, load_recipe, recipe_from_dict
 from otx_xai.engine.tasks import build_datamodule
 from otx_xai.engine.workdir import latest_run, new_run_dir, point_latest, write_run_record
-from otx_xai.explain.entity import PredictionBatch, build_prediction_batch
 from otx_xai.explain.callback import model_info
+from otx_xai.explain.entity import PredictionBatch, build_prediction_batch
 from otx_xai.openvino.export import export_ir
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class BaseEngine:
     """Runs the stages of one model on one dataset inside a work_dir.
 
     Args:
-        model: a recipe YAML path, a LightningModule implementing the explain interface, or None to
+        model: a recipe YAML path (or Recipe), a LightningModule implementing the explain interface, or None to
             take the recipe of the latest training run in ``work_dir``.
         data_root: the dataset folder (default: the latest training run's).
         work_dir: where run folders ``<YYYYmmdd_HHMMSS>/`` and ``.latest/<stage>`` links go.
@@ -37,7 +37,7 @@ class BaseEngine:
 
     def __init__(
         self,
-        model: str | Path | lightning.LightningModule | None = None,
+        model: str | Path | Recipe | lightning.LightningModule | None = None,
         data_root: str | Path | None = None,
         work_dir: str | Path = "otx-workspace",
         checkpoint: str | Path | None = None,
@@ -50,6 +50,8 @@ class BaseEngine:
             self._module = model
             self.recipe = Recipe(task=getattr(model, "task", "classification"),
                                  model=ModelSpec(f"{type(model).__module__}.{type(model).__qualname__}"))
+        elif isinstance(model, Recipe):
+            self.recipe = model
         elif model is not None:
             self.recipe = load_recipe(model)
         else:

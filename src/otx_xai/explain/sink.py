@@ -18,6 +18,7 @@ from otx_xai.data.image_io import ImageReadError, read_image_rgb
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.dump import SALIENCY_DIR, RunIndex, atomic_write_bytes, encode_npy, encode_png, map_file_stem
 from otx_xai.explain.entity import ImageInfo, PredictionBatch
+from otx_xai.explain.pointing import ground_truth_hits
 from otx_xai.explain.saliency import MapKey, overlay, postprocess, predicted_labels, select_maps
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,10 @@ class ImageExplanation:
     scores: np.ndarray
     predicted: list[int]
     saliency_map: dict[MapKey, np.ndarray]
+    raw_saliency_map: np.ndarray  # uint8 (K, h, w): every class map as the model produced it
     feature_vector: np.ndarray | None = None
     files: list[str] = field(default_factory=list)
+    pointing_game_hits: list[bool] = field(default_factory=list)
 
 
 class ExplainSink:
@@ -50,6 +53,7 @@ class ExplainSink:
         self.keep_results = keep_results
         self.results: list[ImageExplanation] = []
         self.counts = {"explained": 0, "failed": 0, "files": 0}
+        self._hits: list[bool] = []
         self.index = RunIndex(run_dir, header or {}) if run_dir is not None else None
 
     def consume(self, batch: PredictionBatch, failed: list[FailedImage] | None = None) -> None:
@@ -70,6 +74,7 @@ class ExplainSink:
 
     def _consume_image(self, batch: PredictionBatch, index: int, info: ImageInfo) -> None:
         predicted = predicted_labels(batch, index, self.config.predicted_maps_conf_thr)
+        hits = ground_truth_hits(batch.saliency_map[index], info)
         maps = select_maps(batch, index, self.config)
         files: list[str] = []
         if self.config.postprocess:
@@ -82,11 +87,16 @@ class ExplainSink:
                 return
         self.counts["explained"] += 1
         self.counts["files"] += len(files)
+        self._hits.extend(hits)
         if self.index is not None:
-            self.index.add(self._entry(batch, index, info, predicted, files))
+            entry = self._entry(batch, index, info, predicted, files)
+            if hits:
+                entry["pointing_game"] = float(np.mean(hits))
+            self.index.add(entry)
         if self.keep_results:
             vector = None if batch.feature_vector is None else batch.feature_vector[index]
-            self.results.append(ImageExplanation(info, batch.scores[index], predicted, maps, vector, files))
+            self.results.append(ImageExplanation(info, batch.scores[index], predicted, maps,
+                                                 batch.saliency_map[index], vector, files, hits))
 
     def _dump(
         self, batch: PredictionBatch, index: int, info: ImageInfo, maps: dict[MapKey, np.ndarray]
@@ -131,8 +141,14 @@ class ExplainSink:
             self.index.add({"image_id": image_id, "source_path": source_path, "predicted": [],
                             "files": [], "error": error})
 
+    @property
+    def pointing_game(self) -> float | None:
+        """Hit rate over every ground-truth class of every image; None without ground truth."""
+        return float(np.mean(self._hits)) if self._hits else None
+
     def finish(self, summary: dict[str, Any] | None = None) -> list[ImageExplanation]:
         """Close the index (writing the whole document) and return the kept results."""
         if self.index is not None:
-            self.index.close({**self.counts, **(summary or {})})
+            quality = {"pointing_game": self.pointing_game, "pointing_game_objects": len(self._hits)}
+            self.index.close({**self.counts, **quality, **(summary or {})})
         return self.results

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import Tensor
 
 from otx_xai.explain.methods.recipro_cam import ReciproCAM
@@ -18,63 +18,22 @@ def class_scores(logits: Tensor, multilabel: bool) -> Tensor:
     return torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=-1)
 
 
-class ImageClassifier(ExplainableModel):
-    """A CNN classifier (multiclass or multilabel) with Recipro-CAM in its explain forward.
+class ClassifierModel(ExplainableModel):
+    """Training, evaluation and scores shared by every classifier family (CNN, ViT).
 
-    Args:
-        backbone: torchvision model name (resnet18, mobilenet_v3_small, efficientnet_b0).
-        label_names: class names; their order is the channel order of every output.
-        multilabel: sigmoid head with binary cross-entropy instead of softmax.
-        weights: local file with pretrained torchvision weights, or None for random initialization.
-        lr: AdamW learning rate.
+    Subclasses build their network and define ``forward`` (logits) and ``forward_explain``.
     """
 
     task = "classification"
-    explain_method = ReciproCAM.name
 
-    def __init__(
-        self,
-        label_names: list[str],
-        backbone: str = "resnet18",
-        multilabel: bool = False,
-        weights: str | None = None,
-        lr: float = 1e-3,
-    ) -> None:
+    def __init__(self, label_names: list[str], multilabel: bool, lr: float) -> None:
         super().__init__()
-        self.save_hyperparameters()
         self.label_names = list(label_names)
         self.multilabel = multilabel
         self.lr = lr
-        parts = build_cnn(backbone, len(self.label_names), weights)
-        self.backbone = parts.backbone
-        self.head = parts.head
-        self.explainer = ReciproCAM(
-            head_on_feature_map=self._head_on_feature_map,
-            head_on_pooled=self._head_on_pooled,
-            score_fn=self._scores,
-        )
 
     def _scores(self, logits: Tensor) -> Tensor:
         return class_scores(logits, self.multilabel)
-
-    def _head_on_pooled(self, pooled: Tensor) -> Tensor:
-        return self.head(pooled)
-
-    def _head_on_feature_map(self, feature_map: Tensor) -> Tensor:
-        return self.head(feature_map.mean(dim=(2, 3)))
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self._head_on_feature_map(self.backbone(images))
-
-    def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
-        feature_map = self.backbone(images)
-        feature_vector = feature_map.mean(dim=(2, 3))
-        return {
-            "logits": self.head(feature_vector),
-            "feature_vector": feature_vector,
-            "saliency_map": self.explainer(feature_map),
-            "feature_map": feature_map,
-        }
 
     def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         if self.multilabel:
@@ -109,3 +68,55 @@ class ImageClassifier(ExplainableModel):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
+
+
+class ImageClassifier(ClassifierModel):
+    """A CNN classifier (multiclass or multilabel) with Recipro-CAM in its explain forward.
+
+    Args:
+        backbone: torchvision model name (resnet18, mobilenet_v3_small, efficientnet_b0).
+        label_names: class names; their order is the channel order of every output.
+        multilabel: sigmoid head with binary cross-entropy instead of softmax.
+        weights: local file with pretrained torchvision weights, or None for random initialization.
+        lr: AdamW learning rate.
+    """
+
+    explain_method = ReciproCAM.name
+
+    def __init__(
+        self,
+        label_names: list[str],
+        backbone: str = "resnet18",
+        multilabel: bool = False,
+        weights: str | None = None,
+        lr: float = 1e-3,
+    ) -> None:
+        super().__init__(label_names, multilabel, lr)
+        self.save_hyperparameters()
+        parts = build_cnn(backbone, len(self.label_names), weights)
+        self.backbone = parts.backbone
+        self.head = parts.head
+        self.explainer = ReciproCAM(
+            head_on_feature_map=self._head_on_feature_map,
+            head_on_pooled=self._head_on_pooled,
+            score_fn=self._scores,
+        )
+
+    def _head_on_pooled(self, pooled: Tensor) -> Tensor:
+        return self.head(pooled)
+
+    def _head_on_feature_map(self, feature_map: Tensor) -> Tensor:
+        return self.head(feature_map.mean(dim=(2, 3)))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self._head_on_feature_map(self.backbone(images))
+
+    def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
+        feature_map = self.backbone(images)
+        feature_vector = feature_map.mean(dim=(2, 3))
+        return {
+            "logits": self.head(feature_vector),
+            "feature_vector": feature_vector,
+            "saliency_map": self.explainer(feature_map),
+            "feature_map": feature_map,
+        }

@@ -1,0 +1,149 @@
+"""The ``otx`` / ``otx-xai`` command line: train, test, predict, export and explain.
+
+A recipe YAML given with ``--config`` fills the ``task``, ``model``, ``data`` and ``max_epochs``
+flags; any YAML of the same flags works the same way, and command-line flags override both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from argparse import ArgumentError
+from dataclasses import fields
+from typing import Any
+
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+
+from otx_xai.data.datamodule import DataConfig
+from otx_xai.explain.config import ExplainConfig
+
+STAGES = {
+    "train": "train a model from a recipe on a dataset",
+    "test": "evaluate a checkpoint on the test subset",
+    "predict": "predict the test subset (or a folder of images)",
+    "export": "export a checkpoint to OpenVINO IR (--explain True adds the XAI outputs)",
+    "explain": "predict and explain; --dump True writes the maps and an index",
+}
+
+
+def _stage_parser(stage: str) -> ArgumentParser:
+    parser = ArgumentParser(prog=f"otx {stage}", description=STAGES[stage], exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="recipe YAML, or a YAML of these flags")
+    parser.add_argument("--work_dir", type=str, default="otx-workspace", help="folder of the run folders")
+    parser.add_argument("--data_root", type=str | None, default=None, help="dataset folder")
+    parser.add_argument("--checkpoint", type=str | None, default=None, help=".ckpt, or for explain an .xml IR")
+    parser.add_argument("--task", type=str | None, default=None, help="classification, detection, ...")
+    parser.add_argument("--model.class_path", type=str | None, default=None, help="LightningModule class")
+    parser.add_argument("--model.init_args", type=dict, default={}, help="its arguments")
+    parser.add_class_arguments(DataConfig, "data")
+    parser.add_argument("--max_epochs", type=int | None, default=None, help="training epochs")
+    if stage == "train":
+        parser.add_argument("--seed", type=int, default=0, help="random seed")
+    if stage == "export":
+        parser.add_argument("--explain", type=bool, default=False, help="add saliency_map, feature_vector, "
+                            "feature_map outputs")
+    if stage == "explain":
+        parser.add_argument("--dump", type=bool, default=False, help="write maps, overlays and the index")
+        parser.add_class_arguments(ExplainConfig, "explain_config")
+    return parser
+
+
+def build_parser() -> ArgumentParser:
+    """The whole ``otx`` parser with one subcommand per stage."""
+    parser = ArgumentParser(prog="otx", description="otx_xai: train, export and explain vision models",
+                            exit_on_error=False)
+    subcommands = parser.add_subcommands(dest="stage")
+    for stage, help_text in STAGES.items():
+        subcommands.add_subcommand(stage, _stage_parser(stage), help=help_text)
+    return parser
+
+
+def _recipe_values(args: Namespace) -> dict[str, Any] | None:
+    """Recipe dict from the flags, or None when no recipe (model class) was given."""
+    if not args.model.class_path:
+        return None
+    data = {f.name: getattr(args.data, f.name) for f in fields(DataConfig)}
+    return {"task": args.task or "classification",
+            "model": {"class_path": args.model.class_path, "init_args": dict(args.model.init_args)},
+            "data": data, "max_epochs": args.max_epochs or 10}
+
+
+def _data_overrides(args: Namespace) -> dict[str, Any]:
+    """Data flags whose value differs from the default: they override a stored recipe."""
+    default = DataConfig()
+    values = {f.name: getattr(args.data, f.name) for f in fields(DataConfig)}
+    return {k: v for k, v in values.items() if v != getattr(default, k)
+            and not (k == "input_size" and tuple(v) == tuple(default.input_size))}
+
+
+def _engine(args: Namespace) -> Any:
+    from otx_xai.engine.engine import Engine
+    from otx_xai.engine.recipe import recipe_from_dict
+
+    recipe = _recipe_values(args)
+    checkpoint = args.checkpoint
+    if recipe is not None:
+        engine = Engine(model=recipe_from_dict(recipe, "--config"), data_root=args.data_root,
+                        work_dir=args.work_dir, checkpoint=checkpoint)
+    else:
+        engine = Engine(data_root=args.data_root, work_dir=args.work_dir, checkpoint=checkpoint)
+        for key, value in _data_overrides(args).items():
+            setattr(engine.recipe.data, key, tuple(value) if key == "input_size" else value)
+    return engine
+
+
+def run(stage: str, args: Namespace) -> int:
+    """Run one stage with parsed arguments; print a short summary."""
+    engine = _engine(args)
+    if stage == "train":
+        metrics = engine.train(max_epochs=args.max_epochs, seed=args.seed)
+        print(f"best checkpoint: {engine.checkpoint}")
+        print("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+    elif stage == "test":
+        metrics = engine.test()
+        print("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+    elif stage == "predict":
+        batches = engine.predict()
+        print(f"predicted {sum(len(b) for b in batches)} images")
+    elif stage == "export":
+        print(f"exported: {engine.export(explain=args.explain)}")
+    elif stage == "explain":
+        config = ExplainConfig(**{f.name: getattr(args.explain_config, f.name) for f in fields(ExplainConfig)})
+        results = engine.explain(explain_config=config, dump=args.dump, keep_results=False)
+        del results
+        run_dir = engine.last_explain_dir
+        print(f"explained into {run_dir}")
+        if args.dump:
+            print(f"maps: {run_dir / 'saliency_map'}\nindex: {run_dir / 'explain_index.json'}")
+    return 0
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``otx`` and ``otx-xai``: exit 0 on success, 2 for bad flags, 1 for bad input."""
+    parser = build_parser()
+    try:
+        namespace = parser.parse_args(argv)
+    except ArgumentError as error:
+        print(f"otx: error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    stage = namespace.stage
+    _configure_logging()
+    try:
+        return run(stage, namespace[stage])
+    except (ValueError, TypeError, OSError, KeyError) as error:
+        if os.environ.get("OTX_XAI_DEBUG"):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"otx {stage}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

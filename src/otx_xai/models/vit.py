@@ -1,0 +1,85 @@
+"""Image classification over a torchvision VisionTransformer (ViT/DeiT-like), explained by ViT Recipro-CAM."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.models import VisionTransformer
+
+from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM, grid_size
+from otx_xai.models.classification import ClassifierModel
+from otx_xai.models.weights import load_backbone_weights
+
+
+class VisionTransformerClassifier(ClassifierModel):
+    """A ViT classifier (multiclass or multilabel) with ViT Recipro-CAM in its explain forward.
+
+    The defaults are DeiT-tiny-like.
+
+    Args:
+        label_names: class names; their order is the channel order of every output.
+        image_size, patch_size, num_layers, num_heads, hidden_dim, mlp_dim: the torchvision
+            ``VisionTransformer`` configuration.
+        use_gaussian: ViT Recipro-CAM keeps a 3×3 Gaussian neighbourhood of each patch, not one patch.
+        multilabel: sigmoid head with binary cross-entropy instead of softmax.
+        weights: local file with pretrained torchvision ViT weights (same configuration), or None.
+        lr: AdamW learning rate.
+    """
+
+    explain_method = ViTReciproCAM.name
+
+    def __init__(
+        self,
+        label_names: list[str],
+        image_size: int = 224,
+        patch_size: int = 16,
+        num_layers: int = 12,
+        num_heads: int = 3,
+        hidden_dim: int = 192,
+        mlp_dim: int = 768,
+        use_gaussian: bool = True,
+        multilabel: bool = False,
+        weights: str | None = None,
+        lr: float = 1e-3,
+    ) -> None:
+        super().__init__(label_names, multilabel, lr)
+        self.save_hyperparameters()
+        self.vit = VisionTransformer(
+            image_size=image_size,
+            patch_size=patch_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            mlp_dim=mlp_dim,
+            num_classes=len(self.label_names),
+        )
+        if weights:
+            load_backbone_weights(self.vit, weights)
+        self.explainer = ViTReciproCAM.from_vit(self.vit, score_fn=self._scores, use_gaussian=use_gaussian)
+
+    def tokens_before_last_block(self, images: Tensor) -> Tensor:
+        """Tokens (B, 1+N, D) entering the last encoder block: CLS + patches, position-embedded."""
+        tokens = self.vit._process_input(images)
+        cls_token = self.vit.class_token.expand(tokens.shape[0], -1, -1)
+        tokens = torch.cat([cls_token, tokens], dim=1) + self.vit.encoder.pos_embedding
+        return self.vit.encoder.layers[:-1](self.vit.encoder.dropout(tokens))
+
+    def _cls_feature(self, tokens: Tensor) -> Tensor:
+        """The final-normed CLS token (B, D) the head reads, from the tokens entering the last block."""
+        encoder = self.vit.encoder
+        return encoder.ln(encoder.layers[-1](tokens))[:, 0]
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.vit.heads(self._cls_feature(self.tokens_before_last_block(images)))
+
+    def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
+        tokens = self.tokens_before_last_block(images)
+        feature_vector = self._cls_feature(tokens)
+        patches = tokens[:, 1:].transpose(1, 2)  # (B, D, N)
+        grid = grid_size(patches.shape[-1])
+        return {
+            "logits": self.vit.heads(feature_vector),
+            "feature_vector": feature_vector,
+            "saliency_map": self.explainer(tokens),
+            "feature_map": patches.unflatten(-1, (grid, grid)),
+        }
