@@ -111,7 +111,8 @@ class BaseEngine:
         self.checkpoint = str(best)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         self.recipe = replace(self.recipe, max_epochs=epochs)
-        self._record(run_dir, "train", best_checkpoint=str(best.relative_to(run_dir)), metrics=metrics)
+        best_relative = best.resolve().relative_to(run_dir.resolve())
+        self._record(run_dir, "train", best_checkpoint=str(best_relative), metrics=metrics)
         log.info("trained %d epochs; best checkpoint %s", epochs, best)
         return metrics
 
