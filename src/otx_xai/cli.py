@@ -46,7 +46,23 @@ def _stage_parser(stage: str) -> ArgumentParser:
     if stage == "explain":
         parser.add_argument("--dump", type=bool, default=False, help="write maps, overlays and the index")
         parser.add_class_arguments(ExplainConfig, "explain_config")
+        parser.add_argument("--metrics", type=str | None, default=None,
+                            help="quality metrics per image: pointing_game,insertion_deletion,adcc")
+        parser.add_argument("--metric_steps", type=int, default=30, help="insertion/deletion steps")
+        parser.add_argument("--sanity_check", type=bool, default=False,
+                            help="re-explain with a randomized classifier head and report map similarity")
+        parser.add_argument("--fail_under", type=str | None, default=None,
+                            help="quality gates, e.g. pointing_game=0.8,insertion_deletion=0.2: exit 1 if below")
     return parser
+
+
+def _audit_options(args: Namespace) -> Any:
+    from otx_xai.audit.setup import AuditOptions
+    from otx_xai.metrics import parse_fail_under, parse_metric_names
+
+    return AuditOptions(metrics=parse_metric_names(args.metrics) if args.metrics else [],
+                        fail_under=parse_fail_under(args.fail_under) if args.fail_under else {},
+                        sanity_check=args.sanity_check, steps=args.metric_steps)
 
 
 def build_parser() -> ArgumentParser:
@@ -110,13 +126,24 @@ def run(stage: str, args: Namespace) -> int:
         print(f"exported: {engine.export(explain=args.explain)}")
     elif stage == "explain":
         config = ExplainConfig(**{f.name: getattr(args.explain_config, f.name) for f in fields(ExplainConfig)})
-        results = engine.explain(explain_config=config, dump=args.dump, keep_results=False)
-        del results
-        run_dir = engine.last_explain_dir
-        print(f"explained into {run_dir}")
-        if args.dump:
-            print(f"maps: {run_dir / 'saliency_map'}\nindex: {run_dir / 'explain_index.json'}")
+        audit = _audit_options(args)
+        try:
+            engine.explain(explain_config=config, dump=args.dump, keep_results=False, audit=audit)
+        finally:
+            _print_explain_summary(engine, args.dump)
     return 0
+
+
+def _print_explain_summary(engine: Any, dump: bool) -> None:
+    run_dir, summary = engine.last_explain_dir, engine.last_explain_summary
+    if run_dir is None or summary is None:
+        return
+    print(f"explained {summary['explained']} images ({summary['failed']} unreadable) into {run_dir}")
+    quality = {k: v for k, v in summary.items() if k not in ("explained", "failed", "files") and v is not None}
+    if quality:
+        print("quality: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(quality.items())))
+    if dump:
+        print(f"maps: {run_dir / 'saliency_map'}\nindex: {run_dir / 'explain_index.json'}")
 
 
 def _configure_logging() -> None:

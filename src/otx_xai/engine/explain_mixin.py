@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from otx_xai.audit.setup import AuditOptions, build_evaluator, check_gates
 from otx_xai.engine.workdir import new_run_dir
 from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
@@ -20,6 +21,7 @@ class ExplainMixin:
     """Explain stages of an engine; needs ``model``, ``datamodule``, ``recipe``, ``_trainer``, ``_record``."""
 
     last_explain_dir: Path | None = None
+    last_explain_summary: dict[str, Any] | None = None
 
     def explain(
         self,
@@ -27,44 +29,57 @@ class ExplainMixin:
         explain_config: ExplainConfig | None = None,
         dump: bool = False,
         keep_results: bool = True,
+        audit: AuditOptions | None = None,
     ) -> list[ImageExplanation]:
         """Predict and explain the test subset (or every image of an unlabelled folder).
 
         ``checkpoint`` may be a ``.ckpt`` or an IR exported with ``explain=True``; maps are dumped into
-        a new run folder when ``dump`` is set. Returns one ImageExplanation per readable image.
+        a new run folder when ``dump`` is set. ``audit`` adds quality metrics per image (written to the
+        index), the sanity check and ``fail_under`` gates (QualityGateError once everything is written).
+        Returns one ImageExplanation per readable image.
         """
         config = explain_config or ExplainConfig()
+        audit = audit or AuditOptions()
         if checkpoint is not None:
             self._use_checkpoint(str(checkpoint))
         if self.checkpoint and self.checkpoint.endswith(".xml"):
-            return self._explain_ir(config, dump, keep_results)
+            return self._explain_ir(config, dump, keep_results, audit)
         model = self.model
+        info = model_info(model)
+        evaluator = build_evaluator(audit, model, None, self.recipe.data.preprocess(), info.label_names,
+                                    info.multilabel, self.datamodule)
         run_dir = new_run_dir(self.work_dir)
-        sink = ExplainSink(config, run_dir if dump else None,
-                           self._index_header(model_info(model), config), keep_results)
+        sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config), keep_results,
+                           evaluator)
         trainer = self._trainer(run_dir, callbacks=[ExplainCallback(sink)])
         trainer.predict(model, datamodule=self.datamodule, return_predictions=False)
-        return self._finish_explain(sink, run_dir)
+        return self._finish_explain(sink, run_dir, audit)
 
     def _use_checkpoint(self, checkpoint: str) -> None:
         if checkpoint != self.checkpoint:
             self.checkpoint = checkpoint
             self._module = None
 
-    def _explain_ir(self, config: ExplainConfig, dump: bool, keep_results: bool) -> list[ImageExplanation]:
+    def _explain_ir(
+        self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions
+    ) -> list[ImageExplanation]:
         ir = IRModel(self.checkpoint)
         ir.require_xai_outputs()
         self._check_ir_labels(ir)
+        datamodule = self._ir_datamodule(ir)
+        info = ir.model_info
+        evaluator = build_evaluator(audit, None, ir, ir.data_config().preprocess(), info.label_names,
+                                    info.multilabel, datamodule)
         run_dir = new_run_dir(self.work_dir)
-        sink = ExplainSink(config, run_dir if dump else None, self._index_header(ir.model_info, config),
-                           keep_results)
-        loader = self._ir_datamodule(ir).predict_dataloader()
+        sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config), keep_results,
+                           evaluator)
+        loader = datamodule.predict_dataloader()
         for prediction, failed in ir.predict(loader):
             if prediction is None:
                 sink.consume_failures(failed)
             else:
                 sink.consume(prediction, failed)
-        return self._finish_explain(sink, run_dir)
+        return self._finish_explain(sink, run_dir, audit)
 
     def _ir_datamodule(self, ir: IRModel) -> Any:
         from otx_xai.engine.tasks import build_datamodule
@@ -85,12 +100,15 @@ class ExplainMixin:
                 "label_names": info.label_names, "explain_method": info.explain_method,
                 "explain_config": {**asdict(config), "target_explain_group": config.target_explain_group.value}}
 
-    def _finish_explain(self, sink: ExplainSink, run_dir: Path) -> list[ImageExplanation]:
+    def _finish_explain(self, sink: ExplainSink, run_dir: Path, audit: AuditOptions) -> list[ImageExplanation]:
         results = sink.finish()
         self._record(run_dir, "explain", checkpoint=self.checkpoint, counts=sink.counts)
         self.last_explain_dir = run_dir
         log.info("explained %d images (%d unreadable) into %s", sink.counts["explained"],
                  sink.counts["failed"], run_dir)
+        self.last_explain_summary = {**sink.counts, "pointing_game": sink.pointing_game,
+                                     **(sink.evaluator.aggregates() if sink.evaluator else {})}
+        check_gates(sink.evaluator, audit)
         return results
 
     def export(self, explain: bool = False) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from otx_xai.audit.evaluator import AuditEvaluator
 from otx_xai.data.dataset import FailedImage
 from otx_xai.data.image_io import ImageReadError, read_image_rgb
 from otx_xai.explain.config import ExplainConfig
@@ -36,6 +37,7 @@ class ImageExplanation:
     feature_vector: np.ndarray | None = None
     files: list[str] = field(default_factory=list)
     pointing_game_hits: list[bool] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class ExplainSink:
@@ -47,8 +49,10 @@ class ExplainSink:
         run_dir: Path | None = None,
         header: dict[str, Any] | None = None,
         keep_results: bool = True,
+        evaluator: AuditEvaluator | None = None,
     ) -> None:
         self.config = config
+        self.evaluator = evaluator
         self.run_dir = run_dir
         self.keep_results = keep_results
         self.results: list[ImageExplanation] = []
@@ -74,17 +78,21 @@ class ExplainSink:
 
     def _consume_image(self, batch: PredictionBatch, index: int, info: ImageInfo) -> None:
         predicted = predicted_labels(batch, index, self.config.predicted_maps_conf_thr)
-        hits = ground_truth_hits(batch.saliency_map[index], info)
+        class_maps = batch.saliency_map[index]
+        hits = ground_truth_hits(class_maps, info)
         maps = select_maps(batch, index, self.config)
-        files: list[str] = []
         if self.config.postprocess:
             maps = {key: postprocess(m, info, self.config) for key, m in maps.items()}
-        if self.index is not None:
-            try:
-                files = self._dump(batch, index, info, maps)
-            except ImageReadError as error:
-                self._record_failure(info.image_id, info.source_path, str(error))
-                return
+        try:
+            original = read_image_rgb(info.source_path) if self._needs_original else None
+        except ImageReadError as error:
+            self._record_failure(info.image_id, info.source_path, str(error))
+            return
+        values: dict[str, float] = {}
+        if self.evaluator is not None:
+            target = predicted[0] if predicted else int(np.argmax(batch.scores[index]))
+            values = self.evaluator.evaluate(original, class_maps, hits, target)
+        files = self._dump(batch, index, info, maps, original) if self.index is not None else []
         self.counts["explained"] += 1
         self.counts["files"] += len(files)
         self._hits.extend(hits)
@@ -92,24 +100,31 @@ class ExplainSink:
             entry = self._entry(batch, index, info, predicted, files)
             if hits:
                 entry["pointing_game"] = float(np.mean(hits))
+            if values:
+                entry["metrics"] = values
             self.index.add(entry)
         if self.keep_results:
             vector = None if batch.feature_vector is None else batch.feature_vector[index]
-            self.results.append(ImageExplanation(info, batch.scores[index], predicted, maps,
-                                                 batch.saliency_map[index], vector, files, hits))
+            self.results.append(ImageExplanation(info, batch.scores[index], predicted, maps, class_maps,
+                                                 vector, files, hits, values))
+
+    @property
+    def _needs_original(self) -> bool:
+        overlays = self.config.postprocess and self.index is not None
+        return overlays or (self.evaluator is not None and self.evaluator.needs_image)
 
     def _dump(
-        self, batch: PredictionBatch, index: int, info: ImageInfo, maps: dict[MapKey, np.ndarray]
+        self, batch: PredictionBatch, index: int, info: ImageInfo, maps: dict[MapKey, np.ndarray],
+        original: np.ndarray | None,
     ) -> list[str]:
         folder = self.run_dir / SALIENCY_DIR
         names = batch.model.label_names
-        original = read_image_rgb(info.source_path) if self.config.postprocess else None
         files = []
         for key, saliency in maps.items():
             stem = map_file_stem(info.image_id, key, names)
             atomic_write_bytes(folder / f"{stem}_saliency_map.png", encode_png(saliency))
             files.append(f"{SALIENCY_DIR}/{stem}_saliency_map.png")
-            if original is not None:
+            if original is not None and self.config.postprocess:
                 atomic_write_bytes(folder / f"{stem}_overlay.png", encode_png(overlay(saliency, original)))
                 files.append(f"{SALIENCY_DIR}/{stem}_overlay.png")
         raw_name = f"{info.image_id}_saliency_map.npy"
@@ -150,5 +165,7 @@ class ExplainSink:
         """Close the index (writing the whole document) and return the kept results."""
         if self.index is not None:
             quality = {"pointing_game": self.pointing_game, "pointing_game_objects": len(self._hits)}
+            if self.evaluator is not None:
+                quality["metrics"] = self.evaluator.summary()
             self.index.close({**self.counts, **quality, **(summary or {})})
         return self.results

@@ -1,0 +1,1 @@
+"""Post-training audit: saliency quality metrics per image, the sanity check, quality gates."""

@@ -1,0 +1,74 @@
+"""Building the audit for an explain run: which metrics, against which model, with which gates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from otx_xai.audit.evaluator import AuditEvaluator
+from otx_xai.audit.sanity import randomized_head_copy
+from otx_xai.audit.scorers import ImageScorer, IRScorer, TorchScorer
+from otx_xai.data.transforms import Preprocess
+from otx_xai.metrics import gate_failures
+
+
+class QualityGateError(ValueError):
+    """An aggregate metric below its ``--fail_under`` bound; the maps and index are already written."""
+
+
+@dataclass
+class AuditOptions:
+    """What to measure on an explain run.
+
+    metrics: names from otx_xai.metrics.METRICS; fail_under: {metric: lowest allowed aggregate};
+    sanity_check: re-explain with a randomized classifier head; steps: insertion/deletion steps.
+    """
+
+    metrics: list[str] = field(default_factory=list)
+    fail_under: dict[str, float] = field(default_factory=dict)
+    sanity_check: bool = False
+    steps: int = 30
+
+    @property
+    def active(self) -> bool:
+        return bool(self.metrics or self.fail_under or self.sanity_check)
+
+
+def dataset_has_boxes(datamodule: Any) -> bool:
+    """Whether any image the run explains has ground-truth boxes."""
+    records = getattr(datamodule, "records", None)
+    subsets = getattr(records, "subsets", {}) if records is not None else {}
+    return any(record.boxes for record in subsets.get("test", []))
+
+
+def build_evaluator(
+    options: AuditOptions, model: Any, ir: Any, preprocess: Preprocess, label_names: list[str],
+    multilabel: bool, datamodule: Any,
+) -> AuditEvaluator | None:
+    """The evaluator for a run over ``model`` (torch) or ``ir`` (IRModel), or None when nothing is asked."""
+    if not options.active:
+        return None
+    metrics = list(dict.fromkeys([*options.metrics, *options.fail_under]))
+    if "pointing_game" in metrics and not dataset_has_boxes(datamodule):
+        raise ValueError("pointing_game needs ground-truth boxes but the explained images have none: add a "
+                         "boxes.json (or COCO annotations) to the dataset, or drop pointing_game from --metrics")
+    scorer: ImageScorer
+    sanity: ImageScorer | None = None
+    if ir is not None:
+        if options.sanity_check:
+            raise ValueError("--sanity_check re-explains with a randomized head: it needs a .ckpt, not an IR")
+        scorer = IRScorer(ir, preprocess, multilabel)
+    else:
+        scorer = TorchScorer(model, preprocess, multilabel)
+        if options.sanity_check:
+            sanity = TorchScorer(randomized_head_copy(model), preprocess, multilabel)
+    return AuditEvaluator(metrics, scorer, label_names, options.steps, sanity)
+
+
+def check_gates(evaluator: AuditEvaluator | None, options: AuditOptions) -> None:
+    """Raise QualityGateError (one line) when an aggregate is below its bound."""
+    if evaluator is None or not options.fail_under:
+        return
+    failures = gate_failures(evaluator.aggregates(), options.fail_under)
+    if failures:
+        raise QualityGateError("quality gate failed: " + "; ".join(failures))
