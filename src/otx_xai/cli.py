@@ -135,13 +135,18 @@ def run(stage: str, args: Namespace) -> int:
 
 
 def _print_explain_summary(engine: Any, dump: bool) -> None:
+    from otx_xai.explain.index_summary import gate_values
+
     run_dir, summary = engine.last_explain_dir, engine.last_explain_summary
     if run_dir is None or summary is None:
         return
     print(f"explained {summary['explained']} images ({summary['failed']} unreadable) into {run_dir}")
-    quality = {k: v for k, v in summary.items() if k not in ("explained", "failed", "files") and v is not None}
+    quality = gate_values(summary)
     if quality:
         print("quality: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(quality.items())))
+    if summary.get("sanity_check", {}).get("flagged"):
+        print(f"sanity check: maps barely change with a randomized head "
+              f"(median Spearman {summary['sanity_check']['median_spearman']:.2f})")
     if dump:
         print(f"maps: {run_dir / 'saliency_map'}\nindex: {run_dir / 'explain_index.json'}")
 
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         namespace = parser.parse_args(argv)
     except ArgumentError as error:
-        print(f"otx: error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        print(f"otx: error: {' '.join(line.strip() for line in str(error).strip().splitlines())}", file=sys.stderr)
         return 2
     stage = namespace.stage
     _configure_logging()

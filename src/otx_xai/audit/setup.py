@@ -9,6 +9,7 @@ from otx_xai.audit.evaluator import AuditEvaluator
 from otx_xai.audit.sanity import randomized_head_copy
 from otx_xai.audit.scorers import ImageScorer, IRScorer, TorchScorer
 from otx_xai.data.transforms import Preprocess
+from otx_xai.explain.index_summary import gate_values
 from otx_xai.metrics import gate_failures
 
 
@@ -42,8 +43,7 @@ def dataset_has_boxes(datamodule: Any) -> bool:
 
 
 def build_evaluator(
-    options: AuditOptions, model: Any, ir: Any, preprocess: Preprocess, label_names: list[str],
-    multilabel: bool, datamodule: Any,
+    options: AuditOptions, model: Any, ir: Any, preprocess: Preprocess, multilabel: bool, datamodule: Any,
 ) -> AuditEvaluator | None:
     """The evaluator for a run over ``model`` (torch) or ``ir`` (IRModel), or None when nothing is asked."""
     if not options.active:
@@ -62,13 +62,13 @@ def build_evaluator(
         scorer = TorchScorer(model, preprocess, multilabel)
         if options.sanity_check:
             sanity = TorchScorer(randomized_head_copy(model), preprocess, multilabel)
-    return AuditEvaluator(metrics, scorer, label_names, options.steps, sanity)
+    return AuditEvaluator(metrics, scorer, options.steps, sanity)
 
 
-def check_gates(evaluator: AuditEvaluator | None, options: AuditOptions) -> None:
-    """Raise QualityGateError (one line) when an aggregate is below its bound."""
-    if evaluator is None or not options.fail_under:
+def check_gates(summary: dict[str, Any], options: AuditOptions) -> None:
+    """Raise QualityGateError (one line) when an aggregate of the run summary is below its bound."""
+    if not options.fail_under:
         return
-    failures = gate_failures(evaluator.aggregates(), options.fail_under)
+    failures = gate_failures(gate_values(summary), options.fail_under)
     if failures:
         raise QualityGateError("quality gate failed: " + "; ".join(failures))

@@ -11,7 +11,7 @@ import lightning
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from otx_xai.engine.checkpoint import load_model
+from otx_xai.engine.checkpoint import load_model, read_checkpoint
 from otx_xai.engine.explain_mixin import ExplainMixin
 from otx_xai.engine.recipe import ModelSpec, Recipe, build_model, load_recipe, recipe_from_dict
 from otx_xai.engine.tasks import build_datamodule
@@ -109,6 +109,7 @@ class BaseEngine:
         trainer.fit(model, datamodule=datamodule)
         best = Path(checkpointing.best_model_path or checkpointing.last_model_path)
         self.checkpoint = str(best)
+        model.load_state_dict(read_checkpoint(best)["state_dict"])  # later stages use the best epoch
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         self.recipe = replace(self.recipe, max_epochs=epochs)
         best_relative = best.resolve().relative_to(run_dir.resolve())

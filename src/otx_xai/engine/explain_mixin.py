@@ -13,6 +13,7 @@ from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
 from otx_xai.openvino.inference import IRModel
+from otx_xai.report import write_csv_index, write_gallery
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ class ExplainMixin:
             return self._explain_ir(config, dump, keep_results, audit)
         model = self.model
         info = model_info(model)
-        evaluator = build_evaluator(audit, model, None, self.recipe.data.preprocess(), info.label_names,
-                                    info.multilabel, self.datamodule)
+        evaluator = build_evaluator(audit, model, None, self.recipe.data.preprocess(), info.multilabel,
+                                    self.datamodule)
         run_dir = new_run_dir(self.work_dir)
         sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config), keep_results,
                            evaluator)
@@ -68,8 +69,7 @@ class ExplainMixin:
         self._check_ir_labels(ir)
         datamodule = self._ir_datamodule(ir)
         info = ir.model_info
-        evaluator = build_evaluator(audit, None, ir, ir.data_config().preprocess(), info.label_names,
-                                    info.multilabel, datamodule)
+        evaluator = build_evaluator(audit, None, ir, ir.data_config().preprocess(), info.multilabel, datamodule)
         run_dir = new_run_dir(self.work_dir)
         sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config), keep_results,
                            evaluator)
@@ -102,13 +102,16 @@ class ExplainMixin:
 
     def _finish_explain(self, sink: ExplainSink, run_dir: Path, audit: AuditOptions) -> list[ImageExplanation]:
         results = sink.finish()
-        self._record(run_dir, "explain", checkpoint=self.checkpoint, counts=sink.counts)
+        self._record(run_dir, "explain", checkpoint=self.checkpoint, status="complete",
+                     counts={k: sink.summary[k] for k in ("explained", "failed", "files")})
         self.last_explain_dir = run_dir
-        log.info("explained %d images (%d unreadable) into %s", sink.counts["explained"],
-                 sink.counts["failed"], run_dir)
-        self.last_explain_summary = {**sink.counts, "pointing_game": sink.pointing_game,
-                                     **(sink.evaluator.aggregates() if sink.evaluator else {})}
-        check_gates(sink.evaluator, audit)
+        log.info("explained %d images (%d unreadable) into %s", sink.summary["explained"],
+                 sink.summary["failed"], run_dir)
+        self.last_explain_summary = sink.summary
+        if sink.run_dir is not None:  # dumped: the spreadsheet twin of the index and the HTML gallery
+            write_csv_index(run_dir)
+            write_gallery(run_dir)
+        check_gates(sink.summary, audit)
         return results
 
     def export(self, explain: bool = False) -> Path:

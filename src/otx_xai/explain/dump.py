@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from otx_xai.data.records import sanitize_id
+from otx_xai.explain.index_summary import dedupe
 
 INDEX_VERSION = 1
 SALIENCY_DIR = "saliency_map"
@@ -58,14 +59,40 @@ def map_file_stem(image_id: str, key: int | str, label_names: list[str]) -> str:
     return f"{image_id}_class_{sanitize_id(label)}"
 
 
+def read_index_lines(path: Path) -> list[dict[str, Any]]:
+    """The entries of a JSON-lines index, skipping a line torn by an interrupted run."""
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line left without its newline by a killed writer."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
 class RunIndex:
-    """The run's index: one JSON line per image as it is done, one JSON document at the end."""
+    """The run's index: one JSON line per image as it is done, one JSON document at the end.
+
+    Opening an existing run folder continues its index (resume).
+    """
 
     def __init__(self, run_dir: Path, header: dict[str, Any]) -> None:
         self.run_dir = run_dir
         self.header = {"version": INDEX_VERSION, **header}
         self.lines_path = run_dir / INDEX_LINES
         run_dir.mkdir(parents=True, exist_ok=True)
+        _drop_torn_tail(self.lines_path)
         self._lines = open(self.lines_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def add(self, entry: dict[str, Any]) -> None:
@@ -73,11 +100,15 @@ class RunIndex:
         self._lines.write(json.dumps(entry) + "\n")
         self._lines.flush()
 
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry written so far, one per image id."""
+        self._lines.flush()
+        return dedupe(read_index_lines(self.lines_path))
+
     def close(self, summary: dict[str, Any]) -> Path:
         """Write the whole index as one JSON document and return its path."""
+        entries = self.entries()
         self._lines.close()
-        entries = [json.loads(line) for line in self.lines_path.read_text(encoding="utf-8").splitlines()
-                   if line.strip()]
         document = {**self.header, "summary": summary, "images": entries}
         path = self.run_dir / INDEX_JSON
         atomic_write_bytes(path, json.dumps(document, indent=1).encode())

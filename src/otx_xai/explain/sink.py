@@ -19,6 +19,7 @@ from otx_xai.data.image_io import ImageReadError, read_image_rgb
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.dump import SALIENCY_DIR, RunIndex, atomic_write_bytes, encode_npy, encode_png, map_file_stem
 from otx_xai.explain.entity import ImageInfo, PredictionBatch
+from otx_xai.explain.index_summary import summarize_entries
 from otx_xai.explain.pointing import ground_truth_hits
 from otx_xai.explain.saliency import MapKey, overlay, postprocess, predicted_labels, select_maps
 
@@ -56,8 +57,8 @@ class ExplainSink:
         self.run_dir = run_dir
         self.keep_results = keep_results
         self.results: list[ImageExplanation] = []
-        self.counts = {"explained": 0, "failed": 0, "files": 0}
-        self._hits: list[bool] = []
+        self.summary: dict[str, Any] = {}
+        self._entries: list[dict[str, Any]] = []  # only without an index on disk
         self.index = RunIndex(run_dir, header or {}) if run_dir is not None else None
 
     def consume(self, batch: PredictionBatch, failed: list[FailedImage] | None = None) -> None:
@@ -93,16 +94,13 @@ class ExplainSink:
             target = predicted[0] if predicted else int(np.argmax(batch.scores[index]))
             values = self.evaluator.evaluate(original, class_maps, hits, target)
         files = self._dump(batch, index, info, maps, original) if self.index is not None else []
-        self.counts["explained"] += 1
-        self.counts["files"] += len(files)
-        self._hits.extend(hits)
-        if self.index is not None:
-            entry = self._entry(batch, index, info, predicted, files)
-            if hits:
-                entry["pointing_game"] = float(np.mean(hits))
-            if values:
-                entry["metrics"] = values
-            self.index.add(entry)
+        entry = self._entry(batch, index, info, predicted, files)
+        if hits:
+            entry["pointing_game"] = float(np.mean(hits))
+            entry["pointing_game_objects"] = len(hits)
+        if values:
+            entry["metrics"] = values
+        self._add(entry)
         if self.keep_results:
             vector = None if batch.feature_vector is None else batch.feature_vector[index]
             self.results.append(ImageExplanation(info, batch.scores[index], predicted, maps, class_maps,
@@ -149,23 +147,20 @@ class ExplainSink:
             "error": None,
         }
 
+    def _add(self, entry: dict[str, Any]) -> None:
+        if self.index is not None:
+            self.index.add(entry)
+        else:
+            self._entries.append(entry)
+
     def _record_failure(self, image_id: str, source_path: str, error: str) -> None:
         log.warning("skipped %s: %s", source_path, error)
-        self.counts["failed"] += 1
-        if self.index is not None:
-            self.index.add({"image_id": image_id, "source_path": source_path, "predicted": [],
-                            "files": [], "error": error})
+        self._add({"image_id": image_id, "source_path": source_path, "predicted": [], "files": [], "error": error})
 
-    @property
-    def pointing_game(self) -> float | None:
-        """Hit rate over every ground-truth class of every image; None without ground truth."""
-        return float(np.mean(self._hits)) if self._hits else None
-
-    def finish(self, summary: dict[str, Any] | None = None) -> list[ImageExplanation]:
-        """Close the index (writing the whole document) and return the kept results."""
+    def finish(self) -> list[ImageExplanation]:
+        """Summarize every entry (``self.summary``), close the index on disk, return the kept results."""
+        entries = self.index.entries() if self.index is not None else self._entries
+        self.summary = summarize_entries(entries)
         if self.index is not None:
-            quality = {"pointing_game": self.pointing_game, "pointing_game_objects": len(self._hits)}
-            if self.evaluator is not None:
-                quality["metrics"] = self.evaluator.summary()
-            self.index.close({**self.counts, **quality, **(summary or {})})
+            self.index.close(self.summary)
         return self.results
