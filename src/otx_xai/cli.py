@@ -45,6 +45,8 @@ def _stage_parser(stage: str) -> ArgumentParser:
                             "feature_map outputs")
     if stage == "explain":
         parser.add_argument("--dump", type=bool, default=False, help="write maps, overlays and the index")
+        parser.add_argument("--resume", type=bool, default=False,
+                            help="continue the latest (e.g. killed) explain run: explain only missing images")
         parser.add_class_arguments(ExplainConfig, "explain_config")
         parser.add_argument("--metrics", type=str | None, default=None,
                             help="quality metrics per image: pointing_game,insertion_deletion,adcc")
@@ -128,7 +130,8 @@ def run(stage: str, args: Namespace) -> int:
         config = ExplainConfig(**{f.name: getattr(args.explain_config, f.name) for f in fields(ExplainConfig)})
         audit = _audit_options(args)
         try:
-            engine.explain(explain_config=config, dump=args.dump, keep_results=False, audit=audit)
+            engine.explain(explain_config=config, dump=args.dump, keep_results=False, audit=audit,
+                           resume=args.resume)
         finally:
             _print_explain_summary(engine, args.dump)
     return 0

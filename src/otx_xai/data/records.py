@@ -52,14 +52,17 @@ def sanitize_id(text: str) -> str:
 
 
 def _unique_ids(paths: list[Path], root: Path) -> list[str]:
-    """Sanitized ids from paths relative to root, made unique by a numeric suffix."""
-    seen: dict[str, int] = {}
+    """Sanitized ids from paths relative to root, made unique by a numeric suffix (``a_b``, ``a_b_2``, ...)."""
+    taken: set[str] = set()
     ids = []
     for path in paths:
         base = sanitize_id(str(path.relative_to(root).with_suffix("")))
-        count = seen.get(base, 0)
-        seen[base] = count + 1
-        ids.append(base if count == 0 else f"{base}_{count + 1}")
+        image_id, count = base, 1
+        while image_id in taken:  # a suffixed id may itself be another file's name ("a b", "a_b", "a_b_2")
+            count += 1
+            image_id = f"{base}_{count}"
+        taken.add(image_id)
+        ids.append(image_id)
     return ids
 
 

@@ -11,6 +11,7 @@ from otx_xai.audit.setup import AuditOptions, build_evaluator, check_gates
 from otx_xai.engine.workdir import new_run_dir
 from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.dump import completed_ids, remove_temp_files
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
 from otx_xai.openvino.inference import IRModel
 from otx_xai.report import write_csv_index, write_gallery
@@ -31,30 +32,47 @@ class ExplainMixin:
         dump: bool = False,
         keep_results: bool = True,
         audit: AuditOptions | None = None,
+        resume: bool = False,
     ) -> list[ImageExplanation]:
         """Predict and explain the test subset (or every image of an unlabelled folder).
 
         ``checkpoint`` may be a ``.ckpt`` or an IR exported with ``explain=True``; maps are dumped into
         a new run folder when ``dump`` is set. ``audit`` adds quality metrics per image (written to the
         index), the sanity check and ``fail_under`` gates (QualityGateError once everything is written).
-        Returns one ImageExplanation per readable image.
+        ``resume`` continues the latest explain run of the work_dir (e.g. one that was killed): only the
+        images its index does not hold yet are explained, and the index is completed.
+        Returns one ImageExplanation per readable image explained by this call.
         """
         config = explain_config or ExplainConfig()
         audit = audit or AuditOptions()
         if checkpoint is not None:
             self._use_checkpoint(str(checkpoint))
         if self.checkpoint and self.checkpoint.endswith(".xml"):
-            return self._explain_ir(config, dump, keep_results, audit)
+            return self._explain_ir(config, dump, keep_results, audit, resume)
         model = self.model
         info = model_info(model)
         evaluator = build_evaluator(audit, model, None, self.recipe.data.preprocess(), info.multilabel,
                                     self.datamodule)
-        run_dir = new_run_dir(self.work_dir)
+        run_dir = self._start_run(self.datamodule, resume and dump)
         sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config), keep_results,
                            evaluator)
-        trainer = self._trainer(run_dir, callbacks=[ExplainCallback(sink)])
-        trainer.predict(model, datamodule=self.datamodule, return_predictions=False)
+        if self.datamodule.predict_records():
+            trainer = self._trainer(run_dir, callbacks=[ExplainCallback(sink)])
+            trainer.predict(model, datamodule=self.datamodule, return_predictions=False)
         return self._finish_explain(sink, run_dir, audit)
+
+    def _start_run(self, datamodule: Any, resume: bool) -> Path:
+        """The run folder (the latest explain run when resuming) marked as running, and what it holds."""
+        latest = self.work_dir / ".latest" / "explain"
+        if resume and latest.is_dir():
+            run_dir = latest.resolve()
+            remove_temp_files(run_dir)
+            datamodule.exclude_ids = completed_ids(run_dir)
+            log.info("resuming %s: %d images already explained", run_dir, len(datamodule.exclude_ids))
+        else:
+            run_dir = new_run_dir(self.work_dir)
+        self._record(run_dir, "explain", checkpoint=self.checkpoint, status="running")
+        return run_dir
 
     def _use_checkpoint(self, checkpoint: str) -> None:
         if checkpoint != self.checkpoint:
@@ -62,7 +80,7 @@ class ExplainMixin:
             self._module = None
 
     def _explain_ir(
-        self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions
+        self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions, resume: bool
     ) -> list[ImageExplanation]:
         ir = IRModel(self.checkpoint)
         ir.require_xai_outputs()
@@ -70,7 +88,7 @@ class ExplainMixin:
         datamodule = self._ir_datamodule(ir)
         info = ir.model_info
         evaluator = build_evaluator(audit, None, ir, ir.data_config().preprocess(), info.multilabel, datamodule)
-        run_dir = new_run_dir(self.work_dir)
+        run_dir = self._start_run(datamodule, resume and dump)
         sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config), keep_results,
                            evaluator)
         loader = datamodule.predict_dataloader()

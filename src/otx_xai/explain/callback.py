@@ -54,9 +54,11 @@ class ExplainCallback(lightning.Callback):
         batch_idx: int, dataloader_idx: int = 0,
     ) -> None:
         failed = batch.get("failed", []) if isinstance(batch, dict) else []
-        if not isinstance(outputs, dict) or "logits" not in outputs:
-            raise TypeError(f"{type(pl_module).__name__}.predict_step must return a dict with 'logits'")
-        count = int(outputs["logits"].shape[0])
+        first = next((k for k in ("logits", "bboxes") if k in outputs), None) if isinstance(outputs, dict) else None
+        if first is None:
+            raise TypeError(f"{type(pl_module).__name__}.predict_step must return a dict with 'logits' "
+                            "(or 'bboxes' for detectors)")
+        count = int(outputs[first].shape[0])
         if count == 0:
             self.sink.consume_failures(failed)
             return

@@ -81,6 +81,18 @@ def _drop_torn_tail(path: Path) -> None:
         path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
+def completed_ids(run_dir: Path) -> set[str]:
+    """Ids of the images a run's index holds whose files are all on disk (a resumed run skips them)."""
+    return {entry["image_id"] for entry in read_index_lines(run_dir / INDEX_LINES)
+            if all((run_dir / name).is_file() for name in entry.get("files", []))}
+
+
+def remove_temp_files(run_dir: Path) -> None:
+    """Delete temporary files an interrupted run left behind (never a finished file)."""
+    for tmp in run_dir.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 class RunIndex:
     """The run's index: one JSON line per image as it is done, one JSON document at the end.
 
