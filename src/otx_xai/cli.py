@@ -40,6 +40,8 @@ def _stage_parser(stage: str) -> ArgumentParser:
     parser.add_argument("--max_epochs", type=int | None, default=None, help="training epochs")
     if stage == "train":
         parser.add_argument("--seed", type=int, default=0, help="random seed")
+        parser.add_argument("--explain_probes", type=int, default=0,
+                            help="log overlays of N validation images after each epoch (TensorBoard + PNG)")
     if stage == "export":
         parser.add_argument("--explain", type=bool, default=False, help="add saliency_map, feature_vector, "
                             "feature_map outputs")
@@ -115,7 +117,7 @@ def run(stage: str, args: Namespace) -> int:
     """Run one stage with parsed arguments; print a short summary."""
     engine = _engine(args)
     if stage == "train":
-        metrics = engine.train(max_epochs=args.max_epochs, seed=args.seed)
+        metrics = engine.train(max_epochs=args.max_epochs, seed=args.seed, explain_probes=args.explain_probes)
         print(f"best checkpoint: {engine.checkpoint}")
         print("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
     elif stage == "test":

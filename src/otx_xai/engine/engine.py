@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from otx_xai.engine.checkpoint import load_model, read_checkpoint
 from otx_xai.engine.explain_mixin import ExplainMixin
@@ -18,6 +18,7 @@ from otx_xai.engine.tasks import build_datamodule
 from otx_xai.engine.workdir import latest_run, new_run_dir, point_latest, write_run_record
 from otx_xai.explain.callback import model_info
 from otx_xai.explain.entity import PredictionBatch, build_prediction_batch
+from otx_xai.explain.probes import ExplainProbesCallback
 from otx_xai.openvino.export import export_ir
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,14 @@ class BaseEngine:
         point_latest(run_dir, stage)
 
     # --- stages ----------------------------------------------------------------------------------
-    def train(self, max_epochs: int | None = None, seed: int = 0, **trainer_kwargs: Any) -> dict[str, float]:
-        """Fit the model; keep the best checkpoint (by validation accuracy) in the run folder."""
+    def train(
+        self, max_epochs: int | None = None, seed: int = 0, explain_probes: int = 0, **trainer_kwargs: Any
+    ) -> dict[str, float]:
+        """Fit the model; keep the best checkpoint (by validation accuracy) in the run folder.
+
+        ``explain_probes`` > 0 logs the overlays of that many validation images after every epoch
+        (TensorBoard under ``<run>/tensorboard`` and PNGs under ``<run>/probes``).
+        """
         lightning.seed_everything(seed, workers=True, verbose=False)
         datamodule, model = self.datamodule, self.model
         datamodule.require_labels("train")
@@ -105,7 +112,12 @@ class BaseEngine:
                                         monitor="val/accuracy", mode="max", save_top_k=1,
                                         auto_insert_metric_name=False)
         epochs = max_epochs or self.recipe.max_epochs
-        trainer = self._trainer(run_dir, max_epochs=epochs, callbacks=[checkpointing], **trainer_kwargs)
+        callbacks: list[lightning.Callback] = [checkpointing]
+        loggers: list[Any] = [CSVLogger(str(run_dir), name="logs", version="")]
+        if explain_probes:
+            callbacks.append(ExplainProbesCallback(explain_probes, run_dir / "probes"))
+            loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard", version=""))
+        trainer = self._trainer(run_dir, max_epochs=epochs, callbacks=callbacks, logger=loggers, **trainer_kwargs)
         trainer.fit(model, datamodule=datamodule)
         best = Path(checkpointing.best_model_path or checkpointing.last_model_path)
         self.checkpoint = str(best)

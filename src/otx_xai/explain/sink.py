@@ -143,6 +143,8 @@ class ExplainSink:
                  "score": round(float(batch.scores[index][k]), 6)}
                 for k in predicted
             ],
+            "ground_truth": [{"index": k, "label": names[k] if k < len(names) else str(k)}
+                             for k in sorted(set(info.gt_labels))],
             "files": files,
             "error": None,
         }

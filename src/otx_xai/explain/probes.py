@@ -1,0 +1,68 @@
+"""Watching where a model looks as it learns: overlays of fixed probe images after each validation epoch.
+
+The overlays go to every TensorBoard logger of the Trainer (``add_image``) and, for any logger, to
+``<run>/probes/epoch_<NNN>/<image_id>.png``, so a CSV-logged run can be followed too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning
+import numpy as np
+import torch
+
+from otx_xai.data.image_io import ImageReadError, read_image_rgb
+from otx_xai.explain.dump import atomic_write_bytes, encode_png
+from otx_xai.explain.entity import ImageInfo
+from otx_xai.explain.saliency import colorize, overlay
+
+
+class ExplainProbesCallback(lightning.Callback):
+    """Logs the top-class overlay of the first ``count`` validation images at every validation epoch end."""
+
+    def __init__(self, count: int, output_dir: Path) -> None:
+        if count < 1:
+            raise ValueError(f"explain_probes={count}: give a positive number of probe images")
+        self.count = count
+        self.output_dir = output_dir
+        self._images: torch.Tensor | None = None
+        self._infos: list[ImageInfo] = []
+
+    def _collect(self, trainer: lightning.Trainer) -> None:
+        images, infos = [], []
+        for batch in trainer.datamodule.val_dataloader():
+            images.append(batch["images"])
+            infos.extend(batch["infos"])
+            if len(infos) >= self.count:
+                break
+        self._images = torch.cat(images)[: self.count]
+        self._infos = infos[: self.count]
+
+    def on_validation_epoch_end(self, trainer: lightning.Trainer, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        if self._images is None:
+            self._collect(trainer)
+        with torch.no_grad():
+            outputs = pl_module.forward_explain(self._images.to(pl_module.device))
+        maps = outputs["saliency_map"].cpu().numpy()
+        top = outputs["logits"].argmax(dim=-1).cpu().numpy()
+        epoch = trainer.current_epoch
+        for index, info in enumerate(self._infos):
+            picture = self._overlay(maps[index, top[index]], info)
+            if picture is None:
+                continue
+            atomic_write_bytes(self.output_dir / f"epoch_{epoch:03d}" / f"{info.image_id}.png", encode_png(picture))
+            for logger in trainer.loggers:
+                if hasattr(logger.experiment, "add_image"):
+                    logger.experiment.add_image(f"explain_probes/{info.image_id}", picture, epoch, dataformats="HWC")
+
+    @staticmethod
+    def _overlay(saliency: np.ndarray, info: ImageInfo) -> np.ndarray | None:
+        try:
+            image = read_image_rgb(info.source_path)
+        except ImageReadError:
+            return None
+        return overlay(colorize(saliency, image.shape[:2]), image)
