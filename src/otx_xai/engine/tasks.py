@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from otx_xai.data.datamodule import ClassificationDataModule, DataConfig
+from otx_xai.data.detection_dataset import DetectionDataModule
 
-DATA_MODULES: dict[str, type] = {"classification": ClassificationDataModule}
+DATA_MODULES: dict[str, type] = {"classification": ClassificationDataModule, "detection": DetectionDataModule}
 
 
 def build_datamodule(task: str, data_root: str, config: DataConfig) -> Any:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from otx_xai.explain.detection_entity import detection_batch
+
 
 @dataclass
 class ImageInfo:
@@ -94,7 +96,7 @@ def classification_batch(
     return PredictionBatch(infos=infos, model=model, scores=scores.astype(np.float32), **optional)
 
 
-BATCH_BUILDERS = {"classification": classification_batch}
+BATCH_BUILDERS = {"classification": classification_batch, "detection": detection_batch}
 
 
 def build_prediction_batch(

@@ -31,7 +31,7 @@ def normalize_to_uint8(values: np.ndarray) -> np.ndarray:
     """Min-max scale an array to 0..255 uint8 (a constant array becomes zeros)."""
     values = values.astype(np.float32)
     low, high = float(values.min()), float(values.max())
-    return np.floor((values - low) / (high - low + 1e-12) * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    return np.floor((values - low) / max(high - low, 1e-30) * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
 
 
 def image_map(batch: PredictionBatch, index: int) -> np.ndarray:

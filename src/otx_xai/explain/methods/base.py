@@ -17,7 +17,7 @@ def normalize_map(saliency: Tensor) -> Tensor:
     flat = saliency.flatten(2).float()
     low = flat.min(dim=-1, keepdim=True).values
     high = flat.max(dim=-1, keepdim=True).values
-    scaled = (flat - low) / (high - low + 1e-12) * 255.0
+    scaled = (flat - low) / (high - low).clamp_min(1e-30) * 255.0  # exact: an additive eps squashes tiny ranges
     return torch.floor(scaled + 0.5).clamp(0.0, 255.0).to(torch.uint8).view_as(saliency)
 
 
