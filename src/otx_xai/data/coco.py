@@ -18,7 +18,7 @@ import numpy as np
 from datumaro.plugins.data_formats.coco.base import CocoInstancesBase
 from datumaro.plugins.data_formats.image_dir import ImageDirBase
 
-from otx_xai.data.records import SUBSETS, DatasetError, DatasetRecords, ImageRecord, sanitize_id
+from otx_xai.data.records import SUBSETS, DatasetError, DatasetRecords, ImageRecord, unique_ids
 
 ANNOTATIONS_DIR = "annotations"
 COCO_HINT = ("detection and instance segmentation read COCO: <root>/annotations/instances_<subset>.json "
@@ -68,13 +68,11 @@ def _subset_records(dataset: dm.Dataset, names: list[str]) -> list[CocoRecord]:
     """Records sorted by path, labels remapped by name onto ``names``, ids unique within the subset."""
     own = [c.name for c in dataset.categories()[dm.AnnotationType.label]]
     remap = {i: names.index(n) for i, n in enumerate(own) if n in names}
-    records, seen = [], {}
-    for item in sorted(dataset, key=lambda it: it.media.path):
+    items = sorted(dataset, key=lambda it: it.media.path)
+    records = []
+    for item, image_id in zip(items, unique_ids([item.id for item in items]), strict=True):
         labels, boxes, polygons = _objects(item)
         kept = [i for i, label in enumerate(labels) if label in remap]
-        base = sanitize_id(item.id)
-        seen[base] = seen.get(base, 0) + 1
-        image_id = base if seen[base] == 1 else f"{base}_{seen[base]}"
         records.append(CocoRecord(item.media.path, image_id, [remap[labels[i]] for i in kept],
                                   [boxes[i] for i in kept], [polygons[i] for i in kept]))
     return records
@@ -87,8 +85,9 @@ def _unlabelled(root: Path) -> DatasetRecords | None:
     if not any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir()):
         return None
     dataset = dm.Dataset.from_extractors(ImageDirBase(str(root)))
-    records = [CocoRecord(item.media.path, sanitize_id(Path(item.media.path).stem))
-               for item in sorted(dataset, key=lambda it: it.media.path)]
+    paths = sorted(item.media.path for item in dataset)
+    records = [CocoRecord(path, image_id) for path, image_id in zip(paths, unique_ids([Path(p).stem for p in paths]),
+                                                                   strict=True)]
     return DatasetRecords({"test": records}, [], labelled=False)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from otx_xai.data.base_datamodule import RecordsDataModule
 from otx_xai.data.dataset import ImageDataset, collate
-from otx_xai.data.records import ImageRecord, read_classification_records
+from otx_xai.data.records import DatasetError, ImageRecord, read_classification_records
 from otx_xai.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 
@@ -38,6 +38,9 @@ class ClassificationDataModule(RecordsDataModule):
     def __init__(self, data_root: str, config: DataConfig | None = None) -> None:
         config = config or DataConfig()
         super().__init__(data_root, config, read_classification_records(data_root, config.seed))
+        if not config.multilabel and any(len(set(r.labels)) > 1 for rs in self.records.subsets.values() for r in rs):
+            raise DatasetError(f"{data_root} gives several labels to some images: use a multilabel recipe "
+                               "(recipes/classification/*_multilabel.yaml, data.multilabel: true)")
 
     def make_dataset(self, records: list[ImageRecord], train: bool) -> ImageDataset:
         return ImageDataset(records, self.config.preprocess(), len(self.label_names),

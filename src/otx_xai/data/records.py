@@ -2,6 +2,8 @@
 
 Layouts of a classification ``data_root``:
 - ImageNet-style class folders ``<root>/<label>/<image>``, split by a fixed seed;
+- COCO (``<root>/annotations/instances_<subset>.json``): an image's labels are its objects' categories
+  (multilabel), their boxes the ground truth of the pointing game;
 - the same under subset folders ``<root>/{train,val,test}/<label>/<image>``;
 - a plain folder of unlabelled images ``<root>/<image>`` (predict / explain only).
 A ``boxes.json`` at the root (written by the shapes generator) adds ground-truth boxes per image.
@@ -51,12 +53,12 @@ def sanitize_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "image"
 
 
-def _unique_ids(paths: list[Path], root: Path) -> list[str]:
-    """Sanitized ids from paths relative to root, made unique by a numeric suffix (``a_b``, ``a_b_2``, ...)."""
+def unique_ids(bases: list[str]) -> list[str]:
+    """Sanitized ids made unique by a numeric suffix (``a_b``, ``a_b_2``, ...), in order."""
     taken: set[str] = set()
     ids = []
-    for path in paths:
-        base = sanitize_id(str(path.relative_to(root).with_suffix("")))
+    for raw in bases:
+        base = sanitize_id(raw)
         image_id, count = base, 1
         while image_id in taken:  # a suffixed id may itself be another file's name ("a b", "a_b", "a_b_2")
             count += 1
@@ -64,6 +66,11 @@ def _unique_ids(paths: list[Path], root: Path) -> list[str]:
         taken.add(image_id)
         ids.append(image_id)
     return ids
+
+
+def _unique_ids(paths: list[Path], root: Path) -> list[str]:
+    """Ids from paths relative to root, without extension."""
+    return unique_ids([str(path.relative_to(root).with_suffix("")) for path in paths])
 
 
 def _has_images_at_top(root: Path) -> bool:
@@ -119,6 +126,10 @@ def read_classification_records(data_root: str | Path, seed: int = 0) -> Dataset
     root = Path(data_root)
     if not root.is_dir():
         raise DatasetError(f"data_root {root} is not a folder: pass the folder holding the images")
+    if (root / "annotations").is_dir():  # COCO: image labels are the categories of its objects
+        from otx_xai.data.coco import read_coco_records
+
+        return read_coco_records(root)
     boxes = _boxes(root)
     if all((root / s).is_dir() for s in ("train", "val")):
         names, _ = _read_folder(root / "train", True, None)
