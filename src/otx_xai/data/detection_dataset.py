@@ -15,10 +15,11 @@ import torch
 from torch.utils.data import Dataset
 
 from otx_xai.data.base_datamodule import RecordsDataModule
-from otx_xai.data.coco import COCO_HINT, CocoRecord, read_coco_records
+from otx_xai.data.coco import COCO_HINT, CocoRecord
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.data.dataset import FailedImage
 from otx_xai.data.image_io import ImageReadError, read_image_rgb
+from otx_xai.data.object_records import read_object_records
 from otx_xai.data.transforms import Preprocess
 from otx_xai.explain.entity import ImageInfo
 
@@ -95,7 +96,7 @@ class DetectionDataModule(RecordsDataModule):
     layout_hint = COCO_HINT
 
     def __init__(self, data_root: str, config: DataConfig | None = None) -> None:
-        super().__init__(data_root, config or DataConfig(), read_coco_records(data_root))
+        super().__init__(data_root, config or DataConfig(), read_object_records(data_root))
 
     def make_dataset(self, records: list[CocoRecord], train: bool) -> DetectionDataset:
         return DetectionDataset(records, self.config.preprocess(), augment=train)

@@ -2,7 +2,7 @@
 
 Layouts of a classification ``data_root``:
 - ImageNet-style class folders ``<root>/<label>/<image>``, split by a fixed seed;
-- COCO (``<root>/annotations/instances_<subset>.json``): an image's labels are its objects' categories
+- COCO (``<root>/annotations/instances_<subset>.json``) or VOC: an image's labels are its objects' categories
   (multilabel), their boxes the ground truth of the pointing game;
 - the same under subset folders ``<root>/{train,val,test}/<label>/<image>``;
 - a plain folder of unlabelled images ``<root>/<image>`` (predict / explain only).
@@ -126,10 +126,10 @@ def read_classification_records(data_root: str | Path, seed: int = 0) -> Dataset
     root = Path(data_root)
     if not root.is_dir():
         raise DatasetError(f"data_root {root} is not a folder: pass the folder holding the images")
-    if (root / "annotations").is_dir():  # COCO: image labels are the categories of its objects
-        from otx_xai.data.coco import read_coco_records
+    from otx_xai.data.object_records import has_object_annotations, read_object_records
 
-        return read_coco_records(root)
+    if has_object_annotations(root):  # COCO or VOC: an image's labels are the categories of its objects
+        return read_object_records(root)
     boxes = _boxes(root)
     if all((root / s).is_dir() for s in ("train", "val")):
         names, _ = _read_folder(root / "train", True, None)
