@@ -25,6 +25,24 @@ class DataConfig:
     seed: int = 0
     multilabel: bool = False
 
+    def __post_init__(self) -> None:
+        size = self.input_size
+        if not (isinstance(size, list | tuple) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+            raise ValueError(f"input_size must be two positive integers [height, width], not {size!r}")
+        self.input_size = tuple(size)
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if not (isinstance(values, list | tuple) and len(values) == 3
+                    and all(isinstance(v, int | float) for v in values)):
+                raise ValueError(f"{name} must be three numbers (R, G, B in 0..255 units), not {values!r}")
+        if any(v == 0 for v in self.std):
+            raise ValueError("std must not contain 0")
+        for name in ("batch_size", "num_workers", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (1 if name == "batch_size" else 0):
+                raise ValueError(f"{name} must be a {'positive' if name == 'batch_size' else 'non-negative'} "
+                                 f"integer, not {value!r}")
+
     def preprocess(self) -> Preprocess:
         """The input transform this config describes."""
         return Preprocess(tuple(self.input_size), list(self.mean), list(self.std), self.letterbox)

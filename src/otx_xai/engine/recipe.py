@@ -37,7 +37,9 @@ class Recipe:
         return asdict(self)
 
 
-def _known(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+def _known(cls: type, values: Any, where: str) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise RecipeError(f"{where} must be a mapping of keys to values, not {type(values).__name__}")
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
@@ -47,13 +49,22 @@ def _known(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
 
 def recipe_from_dict(values: dict[str, Any], where: str = "recipe") -> Recipe:
     """Build a Recipe from plain data, rejecting unknown keys with a one-line error."""
-    values = _known(Recipe, dict(values or {}), where)
-    model = _known(ModelSpec, dict(values.get("model") or {}), f"{where}: model")
-    data = _known(DataConfig, dict(values.get("data") or {}), f"{where}: data")
-    if "input_size" in data:
-        data["input_size"] = tuple(data["input_size"])
-    return Recipe(task=values.get("task", "classification"), model=ModelSpec(**model),
-                  data=DataConfig(**data), max_epochs=int(values.get("max_epochs", 10)))
+    values = _known(Recipe, values or {}, where)
+    model = _known(ModelSpec, values.get("model") or {}, f"{where}: model")
+    data = _known(DataConfig, values.get("data") or {}, f"{where}: data")
+    if not isinstance(model.get("init_args", {}), dict) or not isinstance(model.get("class_path", ""), str):
+        raise RecipeError(f"{where}: model needs class_path (a dotted class name) and init_args (a mapping)")
+    try:
+        data_config = DataConfig(**data)
+    except (TypeError, ValueError) as error:
+        raise RecipeError(f"{where}: data: {error}") from None
+    epochs = values.get("max_epochs", 10)
+    if not isinstance(epochs, int) or epochs < 1:
+        raise RecipeError(f"{where}: max_epochs must be a positive integer, not {epochs!r}")
+    task = values.get("task", "classification")
+    if not isinstance(task, str):
+        raise RecipeError(f"{where}: task must be a name such as classification or detection")
+    return Recipe(task=task, model=ModelSpec(**model), data=data_config, max_epochs=epochs)
 
 
 def load_recipe(path: str | Path) -> Recipe:
