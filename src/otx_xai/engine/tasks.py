@@ -6,8 +6,10 @@ from typing import Any
 
 from otx_xai.data.datamodule import ClassificationDataModule, DataConfig
 from otx_xai.data.detection_dataset import DetectionDataModule
+from otx_xai.data.instance_seg_data import InstanceSegDataModule
 
-DATA_MODULES: dict[str, type] = {"classification": ClassificationDataModule, "detection": DetectionDataModule}
+DATA_MODULES: dict[str, type] = {"classification": ClassificationDataModule, "detection": DetectionDataModule,
+                                  "instance_segmentation": InstanceSegDataModule}
 
 
 def build_datamodule(task: str, data_root: str, config: DataConfig) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from otx_xai.explain.detection_entity import detection_batch
+from otx_xai.explain.instance_seg_entity import instance_seg_batch
 
 
 @dataclass
@@ -96,7 +97,8 @@ def classification_batch(
     return PredictionBatch(infos=infos, model=model, scores=scores.astype(np.float32), **optional)
 
 
-BATCH_BUILDERS = {"classification": classification_batch, "detection": detection_batch}
+BATCH_BUILDERS = {"classification": classification_batch, "detection": detection_batch,
+                  "instance_segmentation": instance_seg_batch}
 
 
 def build_prediction_batch(
