@@ -42,6 +42,11 @@ def load_model(path: str | Path, spec: ModelSpec, label_names: list[str] | None)
         raise CheckpointError(f"{path} was trained on {len(saved)} labels {saved} but the dataset has "
                               f"{len(label_names)} labels {list(label_names)}: use matching data or checkpoint")
     hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if k != "label_names"}
+    clashes = [f"{k}={hparams[k]!r} (recipe: {v!r})" for k, v in spec.init_args.items()
+               if k not in ("lr", "weights") and k in hparams and hparams[k] != v]
+    if clashes:
+        raise CheckpointError(f"{path} holds a model with {', '.join(clashes)}: pass the recipe the checkpoint "
+                              "was trained with")
     args = {**spec.init_args, **hparams, "weights": None}
     cls = import_class(spec.class_path)
     try:
