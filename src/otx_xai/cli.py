@@ -57,7 +57,27 @@ def _stage_parser(stage: str) -> ArgumentParser:
                             help="re-explain with a randomized classifier head and report map similarity")
         parser.add_argument("--fail_under", type=str | None, default=None,
                             help="quality gates, e.g. pointing_game=0.8,insertion_deletion=0.2: exit 1 if below")
+        _add_trainer_arguments(parser)
     return parser
+
+
+TRAINER_FLAGS = ("devices", "strategy", "num_nodes", "accelerator")
+
+
+def _add_trainer_arguments(parser: ArgumentParser) -> None:
+    """``--trainer.*`` flags passed through to lightning.Trainer (distributed explain)."""
+    parser.add_argument("--trainer.devices", type=int | str | None, default=None,
+                        help="processes (CPU) or devices per node, e.g. 2 with --trainer.strategy ddp")
+    parser.add_argument("--trainer.strategy", type=str | None, default=None,
+                        help="Lightning strategy: ddp explains with one process per device")
+    parser.add_argument("--trainer.num_nodes", type=int | None, default=None,
+                        help="machines (each runs the same command with NODE_RANK set)")
+    parser.add_argument("--trainer.accelerator", type=str | None, default=None, help="cpu (default), gpu, auto")
+
+
+def _trainer_options(args: Namespace) -> dict[str, Any]:
+    """The ``--trainer.*`` flags that were given."""
+    return {name: getattr(args.trainer, name) for name in TRAINER_FLAGS if getattr(args.trainer, name) is not None}
 
 
 def _audit_options(args: Namespace) -> Any:
@@ -133,7 +153,7 @@ def run(stage: str, args: Namespace) -> int:
         audit = _audit_options(args)
         try:
             engine.explain(explain_config=config, dump=args.dump, keep_results=False, audit=audit,
-                           resume=args.resume)
+                           resume=args.resume, **_trainer_options(args))
         finally:
             _print_explain_summary(engine, args.dump)
     return 0

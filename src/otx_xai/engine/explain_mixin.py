@@ -11,7 +11,9 @@ from otx_xai.audit.setup import AuditOptions, build_evaluator, check_gates
 from otx_xai.engine.workdir import new_run_dir
 from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.distributed import SPAWN_MESSAGE, DistributedExplain, ShardedPredictData, uses_popen
 from otx_xai.explain.dump import completed_ids, remove_temp_files
+from otx_xai.explain.rank_index import merge_rank_indexes
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
 from otx_xai.openvino.inference import IRModel
 from otx_xai.report import write_csv_index, write_gallery
@@ -33,6 +35,7 @@ class ExplainMixin:
         keep_results: bool = True,
         audit: AuditOptions | None = None,
         resume: bool = False,
+        **trainer_kwargs: Any,
     ) -> list[ImageExplanation]:
         """Predict and explain the test subset (or every image of an unlabelled folder).
 
@@ -41,18 +44,27 @@ class ExplainMixin:
         index), the sanity check and ``fail_under`` gates (QualityGateError once everything is written).
         ``resume`` continues the latest explain run of the work_dir (e.g. one that was killed): only the
         images its index does not hold yet are explained, and the index is completed.
-        Returns one ImageExplanation per readable image explained by this call.
+        ``trainer_kwargs`` (``devices``, ``strategy``, ``num_nodes``, ``accelerator``) go to the
+        lightning.Trainer: with ``strategy="ddp"`` and several devices or nodes every process explains its
+        share of the images and global rank 0 merges their indexes into one.
+        Returns one ImageExplanation per readable image explained by this call (by this process).
         """
         config = explain_config or ExplainConfig()
         audit = audit or AuditOptions()
         if checkpoint is not None:
             self._use_checkpoint(str(checkpoint))
         if self.checkpoint and self.checkpoint.endswith(".xml"):
+            if trainer_kwargs:
+                raise ValueError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
+                                 "or pass a .ckpt")
             return self._explain_ir(config, dump, keep_results, audit, resume)
         model = self.model
         info = model_info(model)
         evaluator = build_evaluator(audit, model, None, self.recipe.data.preprocess(), info.multilabel,
                                     self.datamodule)
+        if trainer_kwargs:
+            sink = ExplainSink(config, None, self._index_header(info, config), keep_results, evaluator)
+            return self._explain_with_trainer(sink, dump, audit, resume, trainer_kwargs)
         run_dir = self._start_run(self.datamodule, resume and dump)
         sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config), keep_results,
                            evaluator)
@@ -61,12 +73,32 @@ class ExplainMixin:
             trainer.predict(model, datamodule=self.datamodule, return_predictions=False)
         return self._finish_explain(sink, run_dir, audit)
 
+    def _explain_with_trainer(
+        self, sink: ExplainSink, dump: bool, audit: AuditOptions, resume: bool, trainer_kwargs: dict[str, Any]
+    ) -> list[ImageExplanation]:
+        """Explain through a Trainer made with ``trainer_kwargs`` (e.g. DDP over several processes or nodes).
+
+        Every rank runs this; global rank 0 creates the run folder inside the run (DistributedExplain) and,
+        once every rank is done, merges the indexes and writes run.json, the CSV and the gallery.
+        """
+        datamodule = self.datamodule
+        sharing = DistributedExplain(sink, datamodule, lambda: self._start_run(datamodule, resume and dump), dump)
+        trainer = self._trainer(self.work_dir, logger=False, callbacks=[ExplainCallback(sink), sharing],
+                                use_distributed_sampler=False, **trainer_kwargs)  # sharded by ShardedPredictData
+        if not uses_popen(trainer):
+            raise ValueError(SPAWN_MESSAGE)
+        trainer.predict(self.model, datamodule=ShardedPredictData(datamodule), return_predictions=False)
+        if sharing.rank != 0 or sharing.run_dir is None:
+            return sink.finish()
+        return self._finish_explain(sink, sharing.run_dir, audit)
+
     def _start_run(self, datamodule: Any, resume: bool) -> Path:
         """The run folder (the latest explain run when resuming) marked as running, and what it holds."""
         latest = self.work_dir / ".latest" / "explain"
         if resume and latest.is_dir():
             run_dir = latest.resolve()
             remove_temp_files(run_dir)
+            merge_rank_indexes(run_dir)  # a killed distributed run's per-rank indexes
             datamodule.exclude_ids = completed_ids(run_dir)
             log.info("resuming %s: %d images already explained", run_dir, len(datamodule.exclude_ids))
         else:

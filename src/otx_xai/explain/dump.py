@@ -96,13 +96,14 @@ def remove_temp_files(run_dir: Path) -> None:
 class RunIndex:
     """The run's index: one JSON line per image as it is done, one JSON document at the end.
 
-    Opening an existing run folder continues its index (resume).
+    Opening an existing run folder continues its index (resume). ``lines_name`` is another file for the
+    lines (a rank of a distributed run appends to its own).
     """
 
-    def __init__(self, run_dir: Path, header: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, header: dict[str, Any], lines_name: str = INDEX_LINES) -> None:
         self.run_dir = run_dir
         self.header = {"version": INDEX_VERSION, **header}
-        self.lines_path = run_dir / INDEX_LINES
+        self.lines_path = run_dir / lines_name
         run_dir.mkdir(parents=True, exist_ok=True)
         _drop_torn_tail(self.lines_path)
         self._lines = open(self.lines_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -116,6 +117,10 @@ class RunIndex:
         """Every entry written so far, one per image id."""
         self._lines.flush()
         return dedupe(read_index_lines(self.lines_path))
+
+    def close_lines(self) -> None:
+        """Close the lines file without writing the JSON document (a rank of a distributed run)."""
+        self._lines.close()
 
     def close(self, summary: dict[str, Any]) -> Path:
         """Write the whole index as one JSON document and return its path."""

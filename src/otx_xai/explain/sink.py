@@ -17,10 +17,19 @@ from otx_xai.audit.evaluator import AuditEvaluator
 from otx_xai.data.dataset import FailedImage
 from otx_xai.data.image_io import ImageReadError, read_image_rgb
 from otx_xai.explain.config import ExplainConfig
-from otx_xai.explain.dump import SALIENCY_DIR, RunIndex, atomic_write_bytes, encode_npy, encode_png, map_file_stem
+from otx_xai.explain.dump import (
+    INDEX_LINES,
+    SALIENCY_DIR,
+    RunIndex,
+    atomic_write_bytes,
+    encode_npy,
+    encode_png,
+    map_file_stem,
+)
 from otx_xai.explain.entity import ImageInfo, PredictionBatch
-from otx_xai.explain.index_summary import summarize_entries
+from otx_xai.explain.index_summary import dedupe, summarize_entries
 from otx_xai.explain.pointing import ground_truth_hits
+from otx_xai.explain.rank_index import merge_rank_indexes, rank_index_name
 from otx_xai.explain.saliency import MapKey, overlay, postprocess, predicted_labels, select_maps
 
 log = logging.getLogger(__name__)
@@ -42,7 +51,11 @@ class ImageExplanation:
 
 
 class ExplainSink:
-    """Consumes PredictionBatch objects; dumps maps when ``run_dir`` is given; keeps results if asked."""
+    """Consumes PredictionBatch objects; dumps maps when ``run_dir`` is given; keeps results if asked.
+
+    In a distributed run (``use_rank``) each rank indexes its own images in its own file and rank 0
+    merges them in ``finish``.
+    """
 
     def __init__(
         self,
@@ -59,7 +72,17 @@ class ExplainSink:
         self.results: list[ImageExplanation] = []
         self.summary: dict[str, Any] = {}
         self._entries: list[dict[str, Any]] = []  # only without an index on disk
-        self.index = RunIndex(run_dir, header or {}) if run_dir is not None else None
+        self.header = header or {}
+        self.index = RunIndex(run_dir, self.header) if run_dir is not None else None
+        self.rank, self.world_size = 0, 1
+        self._order: list[str] = []  # distributed: the image ids in dataset order, for the merged index
+
+    def use_rank(self, run_dir: Path | None, rank: int, world_size: int, order: list[str]) -> None:
+        """Distributed explain: index into ``run_dir``'s ``explain_index.rank<rank>.jsonl`` (the plain index
+        for one process); ``order`` (the image ids in dataset order) orders the merged index."""
+        self.run_dir, self.rank, self.world_size, self._order = run_dir, rank, world_size, order
+        if run_dir is not None:
+            self.index = RunIndex(run_dir, self.header, rank_index_name(rank) if world_size > 1 else INDEX_LINES)
 
     def consume(self, batch: PredictionBatch, failed: list[FailedImage] | None = None) -> None:
         """Explain, dump and index every image of a batch; record the images that failed to load."""
@@ -85,7 +108,7 @@ class ExplainSink:
         if self.config.postprocess:
             maps = {key: postprocess(m, info, self.config) for key, m in maps.items()}
         try:
-            original = read_image_rgb(info.source_path) if self._needs_original else None
+            original = read_image_rgb(info.source_path) if self._needs_original and info.source_path else None
         except ImageReadError as error:
             self._record_failure(info.image_id, info.source_path, str(error))
             return
@@ -159,8 +182,33 @@ class ExplainSink:
         log.warning("skipped %s: %s", source_path, error)
         self._add({"image_id": image_id, "source_path": source_path, "predicted": [], "files": [], "error": error})
 
+    def local_entries(self) -> list[dict[str, Any]]:
+        """The entries kept in memory (a run without an index on disk)."""
+        return self._entries
+
+    def close_rank(self, everyone: list[dict[str, Any]] | None = None) -> None:
+        """Distributed, before the final barrier: summarize this rank's entries and close its index file, or
+        with nothing on disk take ``everyone``'s entries (gathered from every rank) as this sink's."""
+        if self.index is not None:
+            self.summary = summarize_entries(self.index.entries())
+            self.index.close_lines()
+        else:
+            self._entries = dedupe(everyone or [])
+            self.summary = summarize_entries(self._entries)
+
     def finish(self) -> list[ImageExplanation]:
-        """Summarize every entry (``self.summary``), close the index on disk, return the kept results."""
+        """Summarize every entry (``self.summary``), close the index on disk, return the kept results.
+
+        Distributed (after every rank's ``close_rank``): rank 0 merges the rank files into the run's index
+        and summarizes the merged entries; the other ranks keep the summary of their own images.
+        """
+        if self.world_size > 1:
+            if self.rank == 0 and self.index is not None:
+                merge_rank_indexes(self.index.run_dir, self._order)
+                self.index = RunIndex(self.index.run_dir, self.header)
+                self.summary = summarize_entries(self.index.entries())
+                self.index.close(self.summary)
+            return self.results
         entries = self.index.entries() if self.index is not None else self._entries
         self.summary = summarize_entries(entries)
         if self.index is not None:
