@@ -6,10 +6,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from otx_xai.explain.methods.activation_map import ActivationMap
+from otx_xai.explain.methods.base import ExplainAlgo
 from otx_xai.explain.methods.recipro_cam import ReciproCAM
-from otx_xai.models.backbones import build_cnn
+from otx_xai.explain.select import choose_method
+from otx_xai.models.backbones import FeatureTap, _replace_last_linear, build_torchvision, split_cnn
 from otx_xai.models.base import ExplainableModel, batch_images
 
 
@@ -71,17 +74,18 @@ class ClassifierModel(ExplainableModel):
 
 
 class ImageClassifier(ClassifierModel):
-    """A CNN classifier (multiclass or multilabel) with Recipro-CAM in its explain forward.
+    """A torchvision CNN classifier (multiclass or multilabel) explained in its own forward.
 
     Args:
-        backbone: torchvision model name (resnet18, mobilenet_v3_small, efficientnet_b0).
+        backbone: torchvision classification model name (resnet18, mobilenet_v3_small, efficientnet_b0,
+            vgg11, convnext_tiny, regnet_x_400mf, squeezenet1_1, ...).
         label_names: class names; their order is the channel order of every output.
         multilabel: sigmoid head with binary cross-entropy instead of softmax.
         weights: local file with pretrained torchvision weights, or None for random initialization.
         lr: AdamW learning rate.
+        explain_method: "auto" (Recipro-CAM when the network can be cut at its last feature map, else
+            the Activation Map with a warning), "ReciproCAM" or "ActivationMap".
     """
-
-    explain_method = ReciproCAM.name
 
     def __init__(
         self,
@@ -90,33 +94,56 @@ class ImageClassifier(ClassifierModel):
         multilabel: bool = False,
         weights: str | None = None,
         lr: float = 1e-3,
+        explain_method: str = "auto",
     ) -> None:
         super().__init__(label_names, multilabel, lr)
         self.save_hyperparameters()
-        parts = build_cnn(backbone, len(self.label_names), weights)
-        self.backbone = parts.backbone
-        self.head = parts.head
-        self.explainer = ReciproCAM(
-            head_on_feature_map=self._head_on_feature_map,
-            head_on_pooled=self._head_on_pooled,
-            score_fn=self._scores,
-        )
+        net = build_torchvision(backbone, len(self.label_names), weights)
+        parts = split_cnn(net, len(self.label_names))
+        self.explain_method = choose_method(backbone, explain_method, cut=parts is not None)
+        if parts is None:
+            self.tap = FeatureTap(_replace_last_linear(net, len(self.label_names)))
+        else:
+            self.backbone, self.neck_head, self._pooled_head = parts.backbone, parts.neck_head, parts.head
+        if self.explain_method == ReciproCAM.name:
+            self.explainer: ExplainAlgo = ReciproCAM(
+                head_on_feature_map=self._head_on_feature_map,
+                head_on_pooled=self._head_on_pooled if parts.head is not None else None,
+                score_fn=self._scores,
+            )
+        else:
+            self.explainer = ActivationMap()
+
+    @property
+    def head(self) -> nn.Module:
+        """The classifier head (re-initialized by the sanity check)."""
+        if hasattr(self, "tap"):
+            return self.tap.net
+        return self._pooled_head if self._pooled_head is not None else self.neck_head
 
     def _head_on_pooled(self, pooled: Tensor) -> Tensor:
-        return self.head(pooled)
+        return self._pooled_head(pooled)
 
     def _head_on_feature_map(self, feature_map: Tensor) -> Tensor:
-        return self.head(feature_map.mean(dim=(2, 3)))
+        return self.neck_head(feature_map)
+
+    def _logits_and_feature_map(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        if hasattr(self, "tap"):
+            return self.tap(images)
+        feature_map = self.backbone(images)
+        return self._head_on_feature_map(feature_map), feature_map
 
     def forward(self, images: Tensor) -> Tensor:
-        return self._head_on_feature_map(self.backbone(images))
+        return self._logits_and_feature_map(images)[0]
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
-        feature_map = self.backbone(images)
-        feature_vector = feature_map.mean(dim=(2, 3))
+        logits, feature_map = self._logits_and_feature_map(images)
+        saliency = self.explainer(feature_map)
+        if saliency.shape[1] == 1:  # class-agnostic: the same map for every class channel
+            saliency = saliency.expand(-1, len(self.label_names), -1, -1)
         return {
-            "logits": self.head(feature_vector),
-            "feature_vector": feature_vector,
-            "saliency_map": self.explainer(feature_map),
+            "logits": logits,
+            "feature_vector": feature_map.mean(dim=(2, 3)),
+            "saliency_map": saliency,
             "feature_map": feature_map,
         }

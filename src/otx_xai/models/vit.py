@@ -6,7 +6,10 @@ import torch
 from torch import Tensor
 from torchvision.models import VisionTransformer
 
+from otx_xai.explain.methods.activation_map import ActivationMap
+from otx_xai.explain.methods.base import ExplainAlgo
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM, grid_size
+from otx_xai.explain.select import choose_method
 from otx_xai.models.classification import ClassifierModel
 from otx_xai.models.weights import load_backbone_weights
 
@@ -26,8 +29,6 @@ class VisionTransformerClassifier(ClassifierModel):
         lr: AdamW learning rate.
     """
 
-    explain_method = ViTReciproCAM.name
-
     def __init__(
         self,
         label_names: list[str],
@@ -41,6 +42,7 @@ class VisionTransformerClassifier(ClassifierModel):
         multilabel: bool = False,
         weights: str | None = None,
         lr: float = 1e-3,
+        explain_method: str = "auto",
     ) -> None:
         super().__init__(label_names, multilabel, lr)
         self.save_hyperparameters()
@@ -55,7 +57,11 @@ class VisionTransformerClassifier(ClassifierModel):
         )
         if weights:
             load_backbone_weights(self.vit, weights)
-        self.explainer = ViTReciproCAM.from_vit(self.vit, score_fn=self._scores, use_gaussian=use_gaussian)
+        self.explain_method = choose_method("VisionTransformer", explain_method, kind="vit")
+        self.explainer: ExplainAlgo = (
+            ViTReciproCAM.from_vit(self.vit, score_fn=self._scores, use_gaussian=use_gaussian)
+            if self.explain_method == ViTReciproCAM.name else ActivationMap()
+        )
 
     def tokens_before_last_block(self, images: Tensor) -> Tensor:
         """Tokens (B, 1+N, D) entering the last encoder block: CLS + patches, position-embedded."""
@@ -77,9 +83,14 @@ class VisionTransformerClassifier(ClassifierModel):
         feature_vector = self._cls_feature(tokens)
         patches = tokens[:, 1:].transpose(1, 2)  # (B, D, N)
         grid = grid_size(patches.shape[-1])
+        feature_map = patches.unflatten(-1, (grid, grid))
+        if self.explain_method == ViTReciproCAM.name:
+            saliency = self.explainer(tokens)
+        else:  # the class-agnostic Activation Map, the same for every class channel
+            saliency = self.explainer(feature_map).expand(-1, len(self.label_names), -1, -1)
         return {
             "logits": self.vit.heads(feature_vector),
             "feature_vector": feature_vector,
-            "saliency_map": self.explainer(tokens),
-            "feature_map": patches.unflatten(-1, (grid, grid)),
+            "saliency_map": saliency,
+            "feature_map": feature_map,
         }
