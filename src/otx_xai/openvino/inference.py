@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,10 @@ from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.entity import ModelInfo, PredictionBatch, build_prediction_batch
 from otx_xai.openvino.metadata import XAI_OUTPUTS, read_metadata
 
+PRECISIONS = ("f32", "bf16")  # values of the CPU plugin's INFERENCE_PRECISION_HINT we offer
+
+Pending = tuple[ov.InferRequest | None, dict[str, Any]]  # a batch in flight (no request: nothing to infer)
+
 
 class IRError(ValueError):
     """An IR that cannot be used; the message names the problem and the fix."""
@@ -21,11 +26,20 @@ class IRError(ValueError):
 class IRModel:
     """An exported model compiled for the CPU, with the metadata it was exported with.
 
-    ``precision`` is the CPU plugin's inference precision: "f32" (exact, the default) or "bf16"
-    (faster on processors that have it; maps may differ by several grey levels).
+    ``precision`` is the CPU plugin's inference precision, chosen explicitly because the plugin's own
+    default follows the processor (bf16 where it has bf16 instructions): "f32" (exact, the default) or
+    "bf16" (faster where supported; maps may differ by several grey levels). The model is compiled with
+    the THROUGHPUT hint, and ``predict`` keeps ``num_requests`` infer requests in flight (default: the
+    plugin's optimal number, one per stream) so every core works, yielding results in input order.
     """
 
-    def __init__(self, xml_path: str | Path, precision: str = "f32", device: str = "CPU") -> None:
+    def __init__(
+        self, xml_path: str | Path, precision: str = "f32", device: str = "CPU", num_requests: int | None = None
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise IRError(f"unknown IR precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        if num_requests is not None and num_requests < 1:
+            raise IRError(f"num_requests={num_requests} must be a positive integer (or None for the optimum)")
         self.path = Path(xml_path)
         if not self.path.is_file() or not self.path.with_suffix(".bin").is_file():
             raise IRError(f"IR {self.path} (with its .bin) not found: export with `otx export` first")
@@ -39,8 +53,23 @@ class IRModel:
             raise IRError(f"{self.path} carries no otx_xai metadata: export it with `otx export`")
         self.output_names = [port.get_any_name() for port in model.outputs]
         self.precision = precision
+        self.device = device
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "THROUGHPUT"}
         self.compiled = core.compile_model(model, device, config)
+        optimal = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.num_requests = num_requests or max(1, optimal)
+
+    @property
+    def runtime_info(self) -> dict[str, Any]:
+        """How the IR runs, for run records: device, precision actually compiled, hint, requests, streams."""
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "compiled_precision": _type_name(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
+            "performance_hint": "THROUGHPUT",
+            "num_requests": self.num_requests,
+            "num_streams": int(self.compiled.get_property("NUM_STREAMS")),
+        }
 
     @property
     def has_xai_outputs(self) -> bool:
@@ -66,16 +95,67 @@ class IRModel:
                           letterbox=bool(meta.get("letterbox", False)), batch_size=batch_size)
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs by name for a (B, 3, H, W) float32 batch."""
+        """Outputs by name for a (B, 3, H, W) float32 batch, synchronously (one request)."""
         result = self.compiled(np.ascontiguousarray(images, dtype=np.float32))
         return {name: result[port] for name, port in zip(self.output_names, self.compiled.outputs, strict=True)}
 
+    def infer_batches(self, batches: Iterable[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        """``infer`` of each (B, 3, H, W) batch, in order, with up to ``num_requests`` batches in flight."""
+        for _, outputs in self._pipeline({"images": images} for images in batches):
+            if outputs is not None:  # never None: no batch is skipped
+                yield outputs
+
     def predict(self, batches: Iterable[dict[str, Any]]) -> Iterator[tuple[PredictionBatch | None, list]]:
-        """For each collated batch: its PredictionBatch (None if no image was readable) and failures."""
+        """For each collated batch, in order: its PredictionBatch (None if no image was readable) and failures.
+
+        Batches are inferred concurrently (``num_requests`` in flight); at most that many are held at once.
+        """
         info = self.model_info
-        for batch in batches:
-            if not batch["infos"]:
+        for batch, outputs in self._pipeline(batches, skip=lambda batch: not batch["infos"]):
+            if outputs is None:
                 yield None, batch["failed"]
-                continue
-            outputs = self.infer(batch["images"].numpy())
-            yield build_prediction_batch(outputs, batch["infos"], info), batch["failed"]
+            else:
+                yield build_prediction_batch(outputs, batch["infos"], info), batch["failed"]
+
+    def _pipeline(
+        self, batches: Iterable[dict[str, Any]], skip: Callable[[dict[str, Any]], bool] | None = None
+    ) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray] | None]]:
+        """(batch, outputs) in input order; outputs None for a batch ``skip`` says has nothing to infer."""
+        idle = [self.compiled.create_infer_request() for _ in range(self.num_requests)]
+        pending: deque[Pending] = deque()
+        try:
+            for batch in batches:
+                request = None
+                if skip is None or not skip(batch):
+                    while not idle:
+                        yield self._collect(pending.popleft(), idle)
+                    request = idle.pop()
+                    images = np.asarray(batch["images"], dtype=np.float32)
+                    request.start_async({0: np.ascontiguousarray(images)}, share_inputs=False)
+                pending.append((request, batch))
+                while pending and pending[0][0] is None:
+                    yield self._collect(pending.popleft(), idle)
+            while pending:
+                yield self._collect(pending.popleft(), idle)
+        finally:  # the consumer stopped early, or an error: let no request run on past this call
+            for request, _ in pending:
+                if request is not None:
+                    request.wait()
+
+    def _collect(
+        self, entry: Pending, idle: list[ov.InferRequest]
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+        """Wait for a batch's request, copy its outputs out (the request is reused) and free it."""
+        request, batch = entry
+        if request is None:
+            return batch, None
+        request.wait()
+        outputs = {name: request.get_output_tensor(index).data.copy()
+                   for index, name in enumerate(self.output_names)}
+        idle.append(request)
+        return batch, outputs
+
+
+def _type_name(value: Any) -> str:
+    """"f32" for ``ov.Type.f32`` (whose ``str`` is "<Type: 'float32'>"); other values as strings."""
+    return value.to_string() if hasattr(value, "to_string") else str(value)

@@ -1,0 +1,90 @@
+"""IR inference: batches in flight concurrently give the synchronous results, in order; IR errors are one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from otx_xai.data.datamodule import DataConfig
+from otx_xai.explain.entity import ImageInfo
+from otx_xai.models.classification import ImageClassifier
+from otx_xai.openvino.export import export_ir
+from otx_xai.openvino.inference import IRError, IRModel
+
+LABELS = ["circle", "square", "triangle"]
+SIZE = (64, 64)
+BATCH_SIZES = [2, 1, 0, 3, 2, 0, 0, 1, 2]  # more batches than requests; 0 = every image unreadable
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[bool, Path]:
+    """A tiny resnet18 classifier exported with and without XAI outputs."""
+    torch.manual_seed(0)
+    model = ImageClassifier(LABELS, backbone="resnet18").eval()
+    root = tmp_path_factory.mktemp("ir")
+    data = DataConfig(input_size=SIZE)
+    return {explain: export_ir(model, data, root / f"explain_{explain}", explain=explain) for explain in (True, False)}
+
+
+def make_batches() -> list[dict]:
+    generator = torch.Generator().manual_seed(1)
+    batches = []
+    for index, size in enumerate(BATCH_SIZES):
+        infos = [ImageInfo(f"img_{index}_{i}", f"{index}_{i}.png", SIZE, SIZE, SIZE) for i in range(size)]
+        images = torch.randn(size, 3, *SIZE, generator=generator) if size else torch.zeros(0)
+        batches.append({"images": images, "infos": infos, "failed": [f"bad_{index}"] if not size else []})
+    return batches
+
+
+@pytest.mark.parametrize("num_requests", [None, 1, 3])
+def test_async_predict_equals_sync_in_order(exported: dict[bool, Path], num_requests: int | None) -> None:
+    ir = IRModel(exported[True], num_requests=num_requests)
+    batches = make_batches()
+    results = list(ir.predict(batches))
+    assert len(results) == len(batches)
+    for batch, (prediction, failed) in zip(batches, results, strict=True):
+        assert failed == batch["failed"]
+        if not batch["infos"]:
+            assert prediction is None
+            continue
+        assert [info.image_id for info in prediction.infos] == [info.image_id for info in batch["infos"]]
+        expected = ir.infer(batch["images"].numpy())
+        np.testing.assert_array_equal(prediction.saliency_map, expected["saliency_map"])
+        np.testing.assert_array_equal(prediction.feature_vector, expected["feature_vector"])
+        np.testing.assert_array_equal(prediction.feature_map, expected["feature_map"])
+        logits = expected["logits"]
+        scores = np.exp(logits - logits.max(-1, keepdims=True))
+        np.testing.assert_allclose(prediction.scores, scores / scores.sum(-1, keepdims=True), rtol=1e-6)
+
+
+def test_results_survive_request_reuse(exported: dict[bool, Path]) -> None:
+    """Outputs are copies: a later batch on the same request does not overwrite an earlier result."""
+    ir = IRModel(exported[True], num_requests=1)
+    arrays = [batch["images"].numpy() for batch in make_batches() if batch["infos"]]
+    outputs = list(ir.infer_batches(arrays))
+    for images, result in zip(arrays, outputs, strict=True):
+        np.testing.assert_array_equal(result["saliency_map"], ir.infer(images)["saliency_map"])
+
+
+def test_precision_is_explicit_and_recorded(exported: dict[bool, Path]) -> None:
+    ir = IRModel(exported[True])
+    assert ir.precision == "f32"
+    info = ir.runtime_info
+    assert info["precision"] == info["compiled_precision"] == "f32"
+    assert info["num_requests"] >= 1 and info["performance_hint"] == "THROUGHPUT"
+    with pytest.raises(IRError, match="unknown IR precision 'f16'"):
+        IRModel(exported[True], precision="f16")
+
+
+def test_ir_without_xai_outputs_raises_one_line(exported: dict[bool, Path]) -> None:
+    ir = IRModel(exported[False])
+    assert not ir.has_xai_outputs
+    with pytest.raises(IRError) as error:
+        ir.require_xai_outputs()
+    message = str(error.value)
+    assert "\n" not in message
+    assert "saliency_map" in message and "--explain True" in message
+    IRModel(exported[True]).require_xai_outputs()  # an explain IR passes
