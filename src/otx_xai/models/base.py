@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning
+import torch
 from torch import Tensor
 
 
@@ -38,6 +39,20 @@ class ExplainableModel(lightning.LightningModule):
     def __init__(self) -> None:
         super().__init__()
         self.explain_mode = False
+
+    def _evaluate(self, batch: Any, stage: str) -> None:
+        """Log ``<stage>/loss`` and ``<stage>/accuracy`` (the checkpoint monitor) for one batch."""
+        raise TypeError(f"{type(self).__name__} does not implement _evaluate")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW over every parameter at the model's ``lr``."""
+        return torch.optim.AdamW(self.parameters(), lr=self.lr)
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
         """logits, feature_vector, saliency_map and feature_map in one forward pass."""

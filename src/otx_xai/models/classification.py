@@ -63,15 +63,6 @@ class ClassifierModel(ExplainableModel):
         self.log(f"{stage}/loss", self._loss(logits, labels), batch_size=size)
         self.log(f"{stage}/accuracy", accuracy, prog_bar=True, batch_size=size)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr)
-
 
 class ImageClassifier(ClassifierModel):
     """A torchvision CNN classifier (multiclass or multilabel) explained in its own forward.

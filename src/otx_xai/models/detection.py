@@ -113,12 +113,3 @@ class SingleStageDetector(ExplainableModel):
         size = len(hits)
         self.log(f"{stage}/loss", sum(losses.values()), batch_size=size)
         self.log(f"{stage}/accuracy", sum(hits) / size, prog_bar=True, batch_size=size)
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr)

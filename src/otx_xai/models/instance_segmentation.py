@@ -158,12 +158,3 @@ class MaskRCNN(ExplainableModel):
             objects += len(target["boxes"])
         accuracy = 2.0 * matched / max(1, predicted + objects)
         self.log(f"{stage}/accuracy", accuracy, prog_bar=True, batch_size=len(batch["infos"]))
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.lr)
