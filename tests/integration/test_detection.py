@@ -228,3 +228,14 @@ def test_ir_outputs_and_maps_match_the_checkpoint(engine: Engine) -> None:
             assert np.abs(saliency.astype(int) - ir.saliency_map[key].astype(int)).mean() <= 2
         np.testing.assert_allclose(ir.scores, ckpt.scores, atol=1e-3)
         np.testing.assert_allclose(ir.feature_vector, ckpt.feature_vector, rtol=1e-3, atol=1e-3)
+
+
+def test_index_lists_the_detections_above_the_threshold(engine: Engine) -> None:
+    results = engine.explain(explain_config=LOW, dump=True)
+    index = json.loads((engine.last_explain_dir / "explain_index.json").read_text())
+    by_id = {entry["image_id"]: entry for entry in index["images"]}
+    for result in results:
+        detections = by_id[result.info.image_id]["detections"]
+        assert all(d["score"] > LOW.predicted_maps_conf_thr for d in detections)
+        assert sorted({d["index"] for d in detections}) == result.predicted
+        assert all(len(d["box"]) == 4 for d in detections)

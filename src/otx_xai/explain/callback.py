@@ -48,6 +48,9 @@ class ExplainCallback(lightning.Callback):
         self._info = model_info(pl_module)
         self._previous_mode = pl_module.explain_mode
         pl_module.explain_mode = True
+        explainer = getattr(pl_module, "explainer", None)
+        if hasattr(explainer, "max_chunk"):  # the memory bound of ExplainConfig.max_explain_chunk
+            explainer.max_chunk = self.sink.config.max_explain_chunk
 
     def on_predict_batch_end(
         self, trainer: lightning.Trainer, pl_module: lightning.LightningModule, outputs: Any, batch: Any,

@@ -157,7 +157,7 @@ class ExplainSink:
         self, batch: PredictionBatch, index: int, info: ImageInfo, predicted: list[int], files: list[str]
     ) -> dict[str, Any]:
         names = batch.model.label_names
-        return {
+        entry: dict[str, Any] = {
             "image_id": info.image_id,
             "source_path": info.source_path,
             "original_size": list(info.original_size),
@@ -171,6 +171,15 @@ class ExplainSink:
             "files": files,
             "error": None,
         }
+        if batch.boxes is not None and batch.box_labels is not None and batch.box_scores is not None:
+            entry["detections"] = [
+                {"label": names[int(k)] if int(k) < len(names) else str(int(k)), "index": int(k),
+                 "score": round(float(score), 6), "box": [round(float(v), 2) for v in box]}
+                for box, k, score in zip(batch.boxes[index], batch.box_labels[index], batch.box_scores[index],
+                                         strict=True)
+                if score > self.config.predicted_maps_conf_thr
+            ]
+        return entry
 
     def _add(self, entry: dict[str, Any]) -> None:
         if self.index is not None:
