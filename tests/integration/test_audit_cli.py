@@ -48,6 +48,8 @@ def test_metric_values_per_image_and_summary(audited: tuple[int, str, dict]) -> 
     assert sum(block["count"] for block in summary["adcc"]["per_class"].values()) == len(images)
     assert set(index["summary"]["sanity_check"]) == {"median_spearman", "images", "flagged"}
     assert (index["_run_dir"] / "explain_index.csv").read_text().count("\n") == len(images) + 1
+    for metric in ("pointing_game", "insertion_deletion", "adcc"):
+        assert (index["_run_dir"] / f"contact_sheet_{metric}.png").stat().st_size > 0
 
 
 def test_insertion_deletion_in_the_index_equals_a_direct_computation(trained_run: TrainedRun,

@@ -13,10 +13,11 @@ from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.distributed import SPAWN_MESSAGE, DistributedExplain, ShardedPredictData, uses_popen
 from otx_xai.explain.dump import completed_ids, remove_temp_files
+from otx_xai.explain.index_summary import gate_values
 from otx_xai.explain.rank_index import merge_rank_indexes
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
 from otx_xai.openvino.inference import IRModel
-from otx_xai.report import write_csv_index, write_gallery
+from otx_xai.report import write_contact_sheet, write_csv_index, write_gallery
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,13 @@ class ExplainMixin:
         log.info("explained %d images (%d unreadable) into %s", sink.summary["explained"],
                  sink.summary["failed"], run_dir)
         self.last_explain_summary = sink.summary
-        if sink.run_dir is not None:  # dumped: the spreadsheet twin of the index and the HTML gallery
+        if sink.run_dir is not None:  # dumped: the spreadsheet twin of the index, the gallery, contact sheets
             write_csv_index(run_dir)
             write_gallery(run_dir)
+            measured = gate_values(sink.summary)
+            for metric in dict.fromkeys([*audit.metrics, *audit.fail_under]):
+                if metric in measured:
+                    write_contact_sheet(run_dir, metric)
         check_gates(sink.summary, audit)
         return results
 
