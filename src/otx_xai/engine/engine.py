@@ -16,8 +16,8 @@ from otx_xai.engine.explain_mixin import ExplainMixin
 from otx_xai.engine.recipe import ModelSpec, Recipe, build_model, load_recipe, recipe_from_dict
 from otx_xai.engine.tasks import build_datamodule
 from otx_xai.engine.workdir import latest_run, new_run_dir, point_latest, write_run_record
-from otx_xai.explain.callback import model_info
-from otx_xai.explain.entity import PredictionBatch, build_prediction_batch
+from otx_xai.explain.callback import PredictionCollector
+from otx_xai.explain.entity import PredictionBatch
 from otx_xai.explain.probes import ExplainProbesCallback
 from otx_xai.openvino.export import export_ir
 
@@ -141,14 +141,11 @@ class BaseEngine:
     def predict(self) -> list[PredictionBatch]:
         """Predictions (no maps) for the test subset, or every image of an unlabelled folder."""
         run_dir = new_run_dir(self.work_dir)
-        model = self.model
-        info = model_info(model)
-        outputs = self._trainer(run_dir).predict(model, datamodule=self.datamodule)
-        batches = [build_prediction_batch(out, batch["infos"], info)
-                   for out, batch in zip(outputs, self.datamodule.predict_dataloader(), strict=True)
-                   if batch["infos"]]
+        collector = PredictionCollector()
+        self._trainer(run_dir, callbacks=[collector]).predict(self.model, datamodule=self.datamodule,
+                                                              return_predictions=False)
         self._record(run_dir, "predict", checkpoint=self.checkpoint)
-        return batches
+        return collector.batches
 
     def _export(self, explain: bool) -> Path:
         run_dir = new_run_dir(self.work_dir)

@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning
 
-from otx_xai.explain.entity import ImageInfo, ModelInfo, build_prediction_batch
+from otx_xai.explain.entity import ImageInfo, ModelInfo, PredictionBatch, build_prediction_batch
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
 
 
@@ -76,3 +76,23 @@ class ExplainCallback(lightning.Callback):
         """Per-image explanations kept by the sink."""
         return self.sink.results
 
+
+
+class PredictionCollector(lightning.Callback):
+    """Keeps each predict batch as a PredictionBatch (plain predict: no explain mode, no maps)."""
+
+    def __init__(self) -> None:
+        self.batches: list[PredictionBatch] = []
+        self._info: ModelInfo | None = None
+
+    def on_predict_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        self._info = model_info(pl_module)
+
+    def on_predict_batch_end(
+        self, trainer: lightning.Trainer, pl_module: lightning.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int, dataloader_idx: int = 0,
+    ) -> None:
+        first = next(iter(outputs.values()))
+        if int(first.shape[0]):
+            count = int(first.shape[0])
+            self.batches.append(build_prediction_batch(outputs, _batch_infos(batch, batch_idx, count), self._info))
