@@ -117,8 +117,8 @@ class ExplainMixin:
     ) -> list[ImageExplanation]:
         ir = IRModel(self.checkpoint)
         ir.require_xai_outputs()
-        self._check_ir_labels(ir)
         datamodule = self._ir_datamodule(ir)
+        self._check_ir_labels(ir, datamodule)
         info = ir.model_info
         evaluator = build_evaluator(audit, None, ir, ir.data_config().preprocess(), info.multilabel, datamodule)
         run_dir = self._start_run(datamodule, resume and dump)
@@ -140,8 +140,8 @@ class ExplainMixin:
             raise ValueError("no data_root: pass --data_root (the images to explain)")
         return build_datamodule(ir.model_info.task, self.data_root, data)
 
-    def _check_ir_labels(self, ir: IRModel) -> None:
-        labels = self.datamodule.label_names
+    def _check_ir_labels(self, ir: IRModel, datamodule: Any) -> None:
+        labels = datamodule.label_names
         if labels and labels != ir.model_info.label_names:
             raise ValueError(f"{ir.path} was exported with labels {ir.model_info.label_names} but the dataset "
                              f"has {labels}: use matching data or model")
