@@ -1,0 +1,354 @@
+"""What every benchmark shares: interleaved timing with medians, peak RSS, markdown tables, the header.
+
+The machine these run on is shared and noisy, so modes are never timed one after the other: within a
+round the modes take turns unit by unit (one call in torch; one batch per infer request on the IR), in an
+order that alternates, and a ratio is the median over rounds of the per-round ratios (the modes of one
+round saw about the same load). Speeds are medians over rounds.
+
+On a loaded machine torch's OpenMP threads, spinning at every barrier by default, lose whole scheduler
+time slices per operator (measured here: resnet18 batch 1, 2 threads, 337 ms spinning vs 69 ms passive).
+Importing this module therefore re-executes the script once with ``OMP_WAIT_POLICY=PASSIVE`` unless the
+variable is already set (set it to ACTIVE to measure the default behaviour).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import gc
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openvino
+import torch
+
+from otx_xai.data.datamodule import DataConfig
+from otx_xai.openvino.export import export_ir
+from otx_xai.openvino.inference import IRModel
+
+if "OMP_WAIT_POLICY" not in os.environ:  # libgomp reads it when torch loads: restart with it set
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+Work = Callable[[], None]
+
+
+def set_torch_threads(threads: int) -> None:
+    """Intra-op threads for torch (inter-op 1: every benchmark runs one model at a time)."""
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # already set, or parallel work already started
+        torch.set_num_interop_threads(1)
+
+
+Unit = tuple[Work, int]  # one timed unit of a mode, and how many images it processes
+
+
+@dataclass
+class Timing:
+    """Seconds each mode spent per round, in round order, and the images it processed per round."""
+
+    seconds: dict[str, list[float]]
+    images: dict[str, int]
+
+    def images_per_second(self, mode: str) -> float:
+        return self.images[mode] / statistics.median(self.seconds[mode])
+
+    def ratio(self, mode: str, baseline: str) -> float:
+        """Median over rounds of the per-image time of mode / that of baseline, both timed in the same round."""
+        pairs = zip(self.seconds[mode], self.seconds[baseline], strict=True)
+        scale = self.images[baseline] / self.images[mode]
+        return statistics.median(a / b * scale for a, b in pairs)
+
+
+def time_interleaved(units: dict[str, Unit], rounds: int, repeats: dict[str, int], warmup: int = 1) -> Timing:
+    """Per round, each mode runs its unit ``repeats[mode]`` times, the modes taking turns unit by unit (in
+    an order that alternates), so that every mode of a round sees the same load; ``warmup`` rounds untimed."""
+    names = list(units)
+    for _ in range(warmup):
+        for name in names:
+            units[name][0]()
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(rounds):
+        gc.collect()
+        spent = dict.fromkeys(names, 0.0)
+        for step in range(max(repeats.values())):
+            for name in names if (index + step) % 2 == 0 else reversed(names):
+                if step < repeats[name]:
+                    start = time.perf_counter()
+                    units[name][0]()
+                    spent[name] += time.perf_counter() - start
+        for name in names:
+            seconds[name].append(spent[name])
+    return Timing(seconds, {name: units[name][1] * repeats[name] for name in names})
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def rss_mib() -> float:
+    """Resident set size now (VmRSS), MiB."""
+    return _status_kib("VmRSS") / 1024
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process (VmHWM), MiB."""
+    return _status_kib("VmHWM") / 1024
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM to the current RSS (Linux: write 5 to /proc/self/clear_refs)."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+# Peak RSS, each mode in a fresh process: ``python <script> --rss-child '<json spec>'`` loads one mode,
+# runs it twice per batch size (ascending) and prints [loaded RSS, peak after each batch] as JSON.
+RSS_CHILD_FLAG = "--rss-child"
+MakeWork = Callable[[dict, np.ndarray], Work]  # (spec, images) → the mode's work on those images
+
+
+@dataclass
+class Memory:
+    """Peak RSS of a process that ran one mode, and its rise above the RSS once everything was loaded."""
+
+    peak_mib: float
+    loaded_mib: float
+
+    def __str__(self) -> str:
+        return f"{self.peak_mib:.0f} (+{self.peak_mib - self.loaded_mib:.0f})"
+
+
+def peaks_in_child(script: str, spec: dict, batches: Sequence[int]) -> dict[int, Memory]:
+    """Run one mode (``spec``) in a fresh process over ``batches``: peak RSS by batch size.
+
+    Batches run in ascending order and VmHWM never falls, so each peak also covers the smaller batches.
+    """
+    ordered = sorted(batches)
+    argv = [sys.executable, script, RSS_CHILD_FLAG, json.dumps({**spec, "batches": ordered})]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"peak RSS child failed: {shlex.join(argv)}\n{done.stderr[-3000:]}")
+    loaded, *peaks = json.loads(done.stdout.strip().splitlines()[-1])
+    return {batch: Memory(peak, loaded) for batch, peak in zip(ordered, peaks, strict=True)}
+
+
+def maybe_run_rss_child(make_work: MakeWork) -> None:
+    """If this process is a peak-RSS child (``--rss-child``), run its mode, print the peaks and exit."""
+    if RSS_CHILD_FLAG not in sys.argv:
+        return
+    spec = json.loads(sys.argv[sys.argv.index(RSS_CHILD_FLAG) + 1])
+    set_torch_threads(spec.get("threads", 2))
+    works = [make_work(spec, random_images(batch, spec["size"])) for batch in spec["batches"]]
+    gc.collect()
+    peaks = [rss_mib()]
+    for work in works:
+        work()
+        work()
+        peaks.append(peak_rss_mib())
+    print(json.dumps(peaks))
+    sys.exit(0)
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A GitHub markdown table; floats as given (format them before)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def header(title: str) -> str:
+    """Title, the exact command, date and machine facts, as markdown."""
+    command = "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
+    when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (
+        f"## {title}\n\n`{command}`\n\n{when} · {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores (load average {load}) · torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}) · "
+        f"OpenVINO {openvino.__version__}\n"
+    )
+
+
+def random_images(batch: int, size: int, seed: int = 0) -> np.ndarray:
+    """A fixed batch of normalized-looking float32 images (B, 3, size, size)."""
+    return np.random.default_rng(seed).standard_normal((batch, 3, size, size), dtype=np.float32)
+
+
+def max_grey_diff(a: np.ndarray, b: np.ndarray) -> int:
+    """Largest absolute difference of two uint8 maps, in grey levels."""
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+def export_and_load(model: torch.nn.Module, size: int, directory: str | Path, explain: bool,
+                    precision: str = "f32") -> IRModel:
+    """Export ``model`` to an IR in ``directory`` (input size×size) and compile it (THROUGHPUT hint)."""
+    xml = export_ir(model, DataConfig(input_size=(size, size)), Path(directory), explain=explain)
+    return IRModel(xml, precision=precision)
+
+
+def ir_work(ir: IRModel, images: np.ndarray, batches: int) -> Work:
+    """Infer ``batches`` copies of ``images`` with the IR's requests all in flight (``IRModel.infer_batches``)."""
+
+    def run() -> None:
+        for _ in ir.infer_batches(images for _ in range(batches)):
+            pass
+
+    return run
+
+
+def torch_work(fn: Callable[[torch.Tensor], object], images: np.ndarray, calls: int) -> Work:
+    """``calls`` calls of ``fn`` on ``images`` under ``torch.inference_mode``."""
+    tensor = torch.from_numpy(images)
+
+    def run() -> None:
+        with torch.inference_mode():
+            for _ in range(calls):
+                fn(tensor)
+
+    return run
+
+
+WorkFactory = Callable[[np.ndarray], Unit]  # a batch of images → the mode's timed unit on it
+
+
+def torch_factory(fn: Callable[[torch.Tensor], object]) -> WorkFactory:
+    """Unit: one call on the batch."""
+    return lambda images: (torch_work(fn, images, 1), len(images))
+
+
+def ir_factory(ir: IRModel) -> WorkFactory:
+    """Unit: one batch per infer request, all in flight (2 on 2 cores), so every core works."""
+    return lambda images: (ir_work(ir, images, ir.num_requests), ir.num_requests * len(images))
+
+
+@dataclass
+class SpeedCase:
+    """One model of a speed benchmark: its modes per backend, and what a peak-RSS child needs to rebuild one.
+
+    ``modes[backend][mode]`` builds the timed unit; ``spec`` (JSON-able) is handed to the script's
+    ``make_work`` in a child process, with ``backend`` and ``mode`` added; ``slow`` modes run one unit
+    per round.
+    """
+
+    name: str
+    modes: dict[str, dict[str, WorkFactory]]
+    spec: dict
+    slow: frozenset[str] = frozenset()
+
+
+@dataclass
+class SpeedRow:
+    name: str
+    batch: int
+    backend: str
+    timing: Timing
+    memory: dict[str, Memory | None]
+
+
+def run_speed_case(case: SpeedCase, script: str, batches: Sequence[int], rounds: int, per_round: int,
+                   rss: bool) -> list[SpeedRow]:
+    """Time every backend's modes side by side per batch size; peak RSS of each mode in a fresh process."""
+    rows = []
+    for backend, factories in case.modes.items():
+        memory: dict[str, dict[int, Memory]] = {}
+        if rss:
+            for mode in factories:
+                spec = {**case.spec, "backend": backend, "mode": mode, "threads": torch.get_num_threads()}
+                memory[mode] = peaks_in_child(script, spec, batches)
+        for batch in batches:
+            images = random_images(batch, case.spec["size"])
+            units = {mode: factory(images) for mode, factory in factories.items()}
+            repeats = {mode: 1 if mode in case.slow else max(1, round(per_round / count))
+                       for mode, (_, count) in units.items()}
+            timing = time_interleaved(units, rounds, repeats)
+            rows.append(SpeedRow(case.name, batch, backend, timing,
+                                 {mode: memory[mode][batch] if memory else None for mode in factories}))
+            print(speed_table(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
+
+
+def speed_headers(modes: Sequence[str]) -> list[str]:
+    others = [mode for mode in modes if mode != "predict"]
+    return (["model", "batch", "backend"] + [f"{mode} img/s" for mode in modes]
+            + [f"{mode}/predict" for mode in others] + [f"peak RSS MiB {mode}" for mode in modes])
+
+
+def speed_table(rows: Sequence[SpeedRow], with_header: bool = False, modes: Sequence[str] | None = None) -> str:
+    """Markdown rows: images/s per mode, per-image cost ratios to predict (explain in bold), peak RSS.
+
+    ``modes`` defaults to the first row's; give them to print just the header of an empty table.
+    """
+    modes = list(modes or rows[0].timing.seconds)
+    others = [mode for mode in modes if mode != "predict"]
+    cells = []
+    for row in rows:
+        speeds = [f"{row.timing.images_per_second(mode):.1f}" for mode in modes]
+        ratios = [f"**{row.timing.ratio(mode, 'predict'):.3f}**" if mode == "explain"
+                  else f"{row.timing.ratio(mode, 'predict'):.2f}" for mode in others]
+        memory = [str(row.memory[mode]) if row.memory[mode] else "-" for mode in modes]
+        cells.append([row.name, row.batch, row.backend, *speeds, *ratios, *memory])
+    table = markdown_table(speed_headers(modes), cells)
+    return table if with_header else "\n".join(table.splitlines()[2:])
+
+
+def speed_arguments(description: str, rounds: int, quick_rounds: int) -> argparse.ArgumentParser:
+    """The options every speed benchmark has."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="few rounds, few images, no peak-RSS children")
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--size", type=int, default=224, help="input size (square)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help=f"timed rounds (default {rounds}, quick {quick_rounds})")
+    parser.add_argument("--images", type=int, default=None, help="images per mode per round (default 16, quick 8)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
+    parser.set_defaults(default_rounds=(rounds, quick_rounds))
+    return parser
+
+
+def resolve(args: argparse.Namespace) -> tuple[int, int, bool]:
+    """(rounds, images per round, measure RSS) from the parsed speed arguments."""
+    rounds = args.rounds or args.default_rounds[1 if args.quick else 0]
+    images = args.images or (8 if args.quick else 16)
+    return rounds, images, not (args.no_rss or args.quick)
+
+
+@contextlib.contextmanager
+def swapped_explainer(model: torch.nn.Module, explainer: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` with ``model.explainer`` replaced by ``explainer`` for the duration (e.g. a direct form)."""
+    original = model.explainer
+    model.explainer = explainer
+    try:
+        yield model
+    finally:
+        model.explainer = original
+
+
+def calibrate_batchnorm_(model: torch.nn.Module, size: int, seed: int = 0) -> None:
+    """Running BatchNorm statistics from a few random images, so a random network's features have a
+    realistic scale (torchvision's initial statistics make mobilenet's features vanish) and maps are
+    not degenerate. Leaves the model in eval mode."""
+    batchnorms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for module in batchnorms:
+        module.reset_running_stats()
+        module.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(random_images(4, size, seed)))
+    model.eval()

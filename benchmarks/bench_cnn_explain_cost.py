@@ -1,0 +1,143 @@
+"""Claim: a CNN classifier explains (Recipro-CAM, exact GAP fast form) at <= 1.05x the cost of predict.
+
+For mobilenet_v3_small and resnet18 at 224, batch 1 and 8, in torch (inference_mode) and on the IR
+(f32, THROUGHPUT hint, all requests in flight), side by side:
+
+- predict: ``model(images)`` / the IR exported without explain;
+- explain: ``model.forward_explain(images)`` / the IR exported with explain (the fast form);
+- direct: the form the peers run, Recipro-CAM with ``head_on_pooled=None``: h·w masked copies of the
+  feature map through neck + head.
+
+Also checks that fast and direct maps agree (max grey-level difference, torch and IR).
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+
+import numpy as np
+import torch
+
+from _common import (
+    SpeedCase,
+    SpeedRow,
+    Work,
+    calibrate_batchnorm_,
+    export_and_load,
+    header,
+    ir_factory,
+    ir_work,
+    markdown_table,
+    max_grey_diff,
+    maybe_run_rss_child,
+    random_images,
+    resolve,
+    run_speed_case,
+    set_torch_threads,
+    speed_arguments,
+    speed_table,
+    swapped_explainer,
+    torch_factory,
+    torch_work,
+)
+from otx_xai.explain.methods.recipro_cam import ReciproCAM
+from otx_xai.models.classification import ImageClassifier
+from otx_xai.openvino.inference import IRModel
+
+LABELS = [f"class_{i}" for i in range(10)]
+GOAL = 1.05
+
+
+@functools.cache
+def build(backbone: str, size: int) -> ImageClassifier:
+    """A random classifier with calibrated BatchNorm statistics (so maps are not degenerate)."""
+    torch.manual_seed(0)
+    model = ImageClassifier(LABELS, backbone=backbone)
+    calibrate_batchnorm_(model, size)
+    return model
+
+
+def direct_explainer(model: ImageClassifier) -> ReciproCAM:
+    """The direct (masked-copy) form of Recipro-CAM over the model's own neck + head."""
+    return ReciproCAM(head_on_feature_map=model._head_on_feature_map, score_fn=model._scores, head_on_pooled=None)
+
+
+def torch_modes(model: ImageClassifier) -> dict:
+    direct_cam = direct_explainer(model)
+
+    def direct(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        with swapped_explainer(model, direct_cam):
+            return model.forward_explain(images)
+
+    return {"predict": model, "explain": model.forward_explain, "direct": direct}
+
+
+def export_modes(model: ImageClassifier, size: int, workdir: str) -> dict[str, IRModel]:
+    irs = {"predict": export_and_load(model, size, f"{workdir}/predict", explain=False),
+           "explain": export_and_load(model, size, f"{workdir}/explain", explain=True)}
+    with swapped_explainer(model, direct_explainer(model)):
+        irs["direct"] = export_and_load(model, size, f"{workdir}/direct", explain=True)
+    return irs
+
+
+def make_work(spec: dict, images: np.ndarray) -> Work:
+    """A peak-RSS child's work: one mode of one backend, rebuilt from ``spec``."""
+    if spec["backend"] == "IR":
+        ir = IRModel(spec["xml"][spec["mode"]])
+        return ir_work(ir, images, ir.num_requests)
+    return torch_work(torch_modes(build(spec["model"], spec["size"]))[spec["mode"]], images, 1)
+
+
+def map_differences(backbone: str, model: ImageClassifier, irs: dict[str, IRModel], batch: int,
+                    size: int) -> list[object]:
+    """Max grey-level differences fast vs direct (torch, IR) and IR vs torch, and the maps' spread."""
+    images = random_images(batch, size)
+    fns = torch_modes(model)
+    with torch.inference_mode():
+        fast, direct = (fns[mode](torch.from_numpy(images))["saliency_map"].numpy() for mode in ("explain", "direct"))
+    ir_fast, ir_direct = (irs[mode].infer(images)["saliency_map"] for mode in ("explain", "direct"))
+    return [backbone, batch, f"{fast.std():.1f}", max_grey_diff(fast, direct), max_grey_diff(ir_fast, ir_direct),
+            max_grey_diff(ir_fast, direct)]
+
+
+def main() -> None:
+    maybe_run_rss_child(make_work)
+    parser = speed_arguments(__doc__.splitlines()[0], rounds=9, quick_rounds=3)
+    parser.add_argument("--models", nargs="+", default=["mobilenet_v3_small", "resnet18"])
+    args = parser.parse_args()
+    rounds, per_round, rss = resolve(args)
+    set_torch_threads(args.threads)
+    print(header("CNN classifier: explain vs predict (Recipro-CAM)"))
+    print("Rows as they finish. img/s = median over rounds; X/predict = median of per-round per-image cost "
+          "ratios; peak RSS = VmHWM of a fresh process running only that mode (+ its rise once loaded).\n")
+    rows: list[SpeedRow] = []
+    checks = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for backbone in args.models:
+            model = build(backbone, args.size)
+            irs = export_modes(model, args.size, f"{workdir}/{backbone}")
+            case = SpeedCase(
+                name=backbone,
+                modes={"torch": {mode: torch_factory(fn) for mode, fn in torch_modes(model).items()},
+                       "IR": {mode: ir_factory(ir) for mode, ir in irs.items()}},
+                spec={"model": backbone, "size": args.size, "xml": {mode: str(ir.path) for mode, ir in irs.items()}},
+            )
+            if not rows:
+                print(speed_table([], with_header=True, modes=list(case.modes["torch"])), flush=True)
+            rows += run_speed_case(case, __file__, args.batches, rounds, per_round, rss)
+            checks += [map_differences(backbone, model, irs, batch, args.size) for batch in args.batches]
+
+    print("\n" + speed_table(rows, with_header=True))
+    print("\nMaps (max |Δ| in grey levels; goal <= 1):\n")
+    print(markdown_table(["model", "batch", "map std (grey)", "torch fast vs direct", "IR fast vs IR direct",
+                          "IR fast vs torch direct"], checks))
+    worst = max(row.timing.ratio("explain", "predict") for row in rows)
+    worst_diff = max(max(check[3:]) for check in checks)
+    print(f"\nGoal explain/predict <= {GOAL}: worst {worst:.3f} -> {'met' if worst <= GOAL else 'NOT met'}; "
+          f"maps within 1 grey level: worst {worst_diff} -> {'met' if worst_diff <= 1 else 'NOT met'} "
+          f"(rounds={rounds}, {per_round} images per mode per round)")
+
+
+if __name__ == "__main__":
+    main()
