@@ -13,6 +13,7 @@ background moved LAST, so channel = label index there too.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ def flatten_level(level: Tensor, columns: int) -> Tensor:
     return per_anchor.permute(0, 3, 4, 1, 2).flatten(1, 3)
 
 
-class SingleStageNet(nn.Module):
+class SingleStageNet(nn.Module, ABC):
     """A torchvision single-stage detector split for training, inference and explanation."""
 
     num_classes: int  # C: class channels per anchor (K, or K + 1 with background)
@@ -76,17 +77,17 @@ class SingleStageNet(nn.Module):
         cls_levels, outputs = self.head(features)
         return HeadResult(features, cls_levels, outputs, self.anchors(images, features))
 
+    @abstractmethod
     def head(self, features: list[Tensor]) -> tuple[list[Tensor], dict[str, Tensor]]:
         """Per-level class logits in label order, and torchvision's flat head outputs."""
-        raise NotImplementedError
 
+    @abstractmethod
     def boxes_and_scores(self, result: HeadResult, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """Decoded boxes (B, M, 4) clipped to the input, and per-anchor scores (B, M, K) of the K labels."""
-        raise NotImplementedError
 
+    @abstractmethod
     def loss(self, result: HeadResult, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
         """torchvision's losses; targets hold input-pixel ``boxes`` and 0-based ``labels``."""
-        raise NotImplementedError
 
 
 class RetinaNetNet(SingleStageNet):

@@ -20,6 +20,7 @@ Both assume the block is in eval mode (dropout inactive), as it is when a model 
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -155,9 +156,9 @@ class _ViTReciproCAMBase(ExplainAlgo):
         scores = self._copy_scores(tokens, grid)  # (B, N, K)
         return scores.transpose(1, 2).unflatten(2, (grid, grid))
 
+    @abstractmethod
     def _copy_scores(self, tokens: Tensor, grid: int) -> Tensor:
         """Class scores (B, N, K) of the N masked copies of every image."""
-        raise NotImplementedError
 
     def _classify_cls(self, cls_out: Tensor) -> Tensor:
         """Scores of CLS outputs of the last block, (..., D) → (..., K): final norm, head, score_fn."""
