@@ -15,8 +15,8 @@ def normalize_map(saliency: Tensor) -> Tensor:
     conversions differ) give the same integers. A constant map becomes all zeros.
     """
     flat = saliency.flatten(2).float()
-    low = flat.min(dim=-1, keepdim=True).values
-    high = flat.max(dim=-1, keepdim=True).values
+    low = flat.amin(dim=-1, keepdim=True)  # amin/amax: plain reductions (min/max also find indices)
+    high = flat.amax(dim=-1, keepdim=True)
     scaled = (flat - low) / (high - low).clamp_min(1e-30) * 255.0  # exact: an additive eps squashes tiny ranges
     return torch.floor(scaled + 0.5).clamp(0.0, 255.0).to(torch.uint8).view_as(saliency)
 
