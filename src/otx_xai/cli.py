@@ -50,6 +50,8 @@ def _stage_parser(stage: str) -> ArgumentParser:
         parser.add_argument("--resume", type=bool, default=False,
                             help="continue the latest (e.g. killed) explain run: explain only missing images")
         parser.add_class_arguments(ExplainConfig, "explain_config")
+        parser.add_argument("--ir_precision", type=str, default="f32",
+                            help="OpenVINO CPU precision for an .xml IR: f32 (exact) or bf16 (faster, maps move)")
         parser.add_argument("--metrics", type=str | None, default=None,
                             help="quality metrics per image: pointing_game,insertion_deletion,adcc")
         parser.add_argument("--metric_steps", type=int, default=30, help="insertion/deletion steps")
@@ -153,7 +155,7 @@ def run(stage: str, args: Namespace) -> int:
         audit = _audit_options(args)
         try:
             engine.explain(explain_config=config, dump=args.dump, keep_results=False, audit=audit,
-                           resume=args.resume, **_trainer_options(args))
+                           resume=args.resume, ir_precision=args.ir_precision, **_trainer_options(args))
         finally:
             _print_explain_summary(engine, args.dump)
     return 0

@@ -29,6 +29,18 @@ def test_checkpoint_of_another_task(trained_run: TrainedRun, tmp_path: Path, cap
             "--work_dir", tmp_path / "ws"], capfd, "class folders are for classification")
 
 
+def test_unknown_ir_precision(trained_run: TrainedRun, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    xml = Engine(work_dir=trained_run.work_dir).export(explain=True)
+    _fails(["explain", "--checkpoint", xml, "--data_root", trained_run.data_root, "--work_dir", tmp_path / "ws",
+            "--ir_precision", "fp8"], capfd, "unknown IR precision 'fp8'", "f32, bf16")
+
+
+def test_ir_precision_with_a_checkpoint(trained_run: TrainedRun, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    _fails(["explain", "--config", trained_run.recipe, "--checkpoint", trained_run.checkpoint, "--data_root",
+            trained_run.data_root, "--work_dir", tmp_path / "ws", "--ir_precision", "bf16"], capfd,
+           "applies to an .xml IR")
+
+
 def test_typo_in_a_config_key(trained_run: TrainedRun, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     config = tmp_path / "flags.yaml"
     config.write_text(f"work_dir: {trained_run.work_dir}\ndump: true\nexplain_config:\n  postprocesss: true\n")

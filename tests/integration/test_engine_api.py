@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import openvino as ov
 import pytest
 
 from conftest import TrainedRun, copy_images, raw_maps, read_index, read_ir, write_recipe
@@ -89,6 +90,18 @@ def test_ir_explains_like_its_checkpoint(chain: ApiChain) -> None:
     disk_checkpoint, disk_ir = raw_maps(chain.checkpoint_dir), raw_maps(chain.ir_dir)
     assert set(disk_checkpoint) == set(disk_ir) == set(checkpoint)
     read_index(chain.ir_dir)
+
+
+def test_index_records_what_ran(chain: ApiChain) -> None:
+    torch_runtime = read_index(chain.checkpoint_dir)["runtime"]
+    assert torch_runtime["backend"] == "torch" and torch_runtime["precision"] == "float32"
+    assert torch_runtime["device"] == "cpu" and torch_runtime["threads"] >= 1
+    ir_runtime = read_index(chain.ir_dir)["runtime"]
+    assert ir_runtime["backend"] == "openvino" and ir_runtime["version"] == ov.__version__
+    # f32 asked and compiled, although this CPU's plugin would default to bf16
+    assert ir_runtime["precision"] == ir_runtime["compiled_precision"] == "f32"
+    assert ir_runtime["performance_hint"] == "THROUGHPUT"
+    assert ir_runtime["num_requests"] >= 1 and ir_runtime["num_streams"] >= 1
 
 
 def test_export_explain_writes_ir_with_xai_outputs(chain: ApiChain, trained_run: TrainedRun) -> None:

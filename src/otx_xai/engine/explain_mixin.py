@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from otx_xai.audit.setup import AuditOptions, build_evaluator, check_gates
+from otx_xai.engine.runtime_record import openvino_runtime, torch_runtime
 from otx_xai.engine.workdir import new_run_dir
 from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
@@ -36,6 +37,7 @@ class ExplainMixin:
         keep_results: bool = True,
         audit: AuditOptions | None = None,
         resume: bool = False,
+        ir_precision: str = "f32",
         **trainer_kwargs: Any,
     ) -> list[ImageExplanation]:
         """Predict and explain the test subset (or every image of an unlabelled folder).
@@ -45,6 +47,8 @@ class ExplainMixin:
         index), the sanity check and ``fail_under`` gates (QualityGateError once everything is written).
         ``resume`` continues the latest explain run of the work_dir (e.g. one that was killed): only the
         images its index does not hold yet are explained, and the index is completed.
+        ``ir_precision`` is the OpenVINO CPU inference precision of an IR ("f32", exact, or "bf16"); the
+        index header records what ran (``runtime``: backend, version, precision, threads or requests).
         ``trainer_kwargs`` (``devices``, ``strategy``, ``num_nodes``, ``accelerator``) go to the
         lightning.Trainer: with ``strategy="ddp"`` and several devices or nodes every process explains its
         share of the images and global rank 0 merges their indexes into one.
@@ -58,17 +62,20 @@ class ExplainMixin:
             if trainer_kwargs:
                 raise ValueError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
                                  "or pass a .ckpt")
-            return self._explain_ir(config, dump, keep_results, audit, resume)
+            return self._explain_ir(config, dump, keep_results, audit, resume, ir_precision)
+        if ir_precision != "f32":
+            raise ValueError(f"ir_precision={ir_precision!r} applies to an .xml IR: a checkpoint explains in "
+                             "torch at its own precision (drop the flag or pass an IR)")
         model = self.model
         info = model_info(model)
         evaluator = build_evaluator(audit, model, None, self.recipe.data.preprocess(), info.multilabel,
                                     self.datamodule)
+        header = self._index_header(info, config, torch_runtime(model, trainer_kwargs))
         if trainer_kwargs:
-            sink = ExplainSink(config, None, self._index_header(info, config), keep_results, evaluator)
+            sink = ExplainSink(config, None, header, keep_results, evaluator)
             return self._explain_with_trainer(sink, dump, audit, resume, trainer_kwargs)
         run_dir = self._start_run(self.datamodule, resume and dump)
-        sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config), keep_results,
-                           evaluator)
+        sink = ExplainSink(config, run_dir if dump else None, header, keep_results, evaluator)
         if self.datamodule.predict_records():
             trainer = self._trainer(run_dir, callbacks=[ExplainCallback(sink)])
             trainer.predict(model, datamodule=self.datamodule, return_predictions=False)
@@ -113,17 +120,18 @@ class ExplainMixin:
             self._module = None
 
     def _explain_ir(
-        self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions, resume: bool
+        self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions, resume: bool,
+        precision: str,
     ) -> list[ImageExplanation]:
-        ir = IRModel(self.checkpoint)
+        ir = IRModel(self.checkpoint, precision=precision)
         ir.require_xai_outputs()
         datamodule = self._ir_datamodule(ir)
         self._check_ir_labels(ir, datamodule)
         info = ir.model_info
         evaluator = build_evaluator(audit, None, ir, ir.data_config().preprocess(), info.multilabel, datamodule)
         run_dir = self._start_run(datamodule, resume and dump)
-        sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config), keep_results,
-                           evaluator)
+        sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config, openvino_runtime(ir)),
+                           keep_results, evaluator)
         loader = datamodule.predict_dataloader()
         for prediction, failed in ir.predict(loader):
             if prediction is None:
@@ -146,10 +154,11 @@ class ExplainMixin:
             raise ValueError(f"{ir.path} was exported with labels {ir.model_info.label_names} but the dataset "
                              f"has {labels}: use matching data or model")
 
-    def _index_header(self, info: Any, config: ExplainConfig) -> dict[str, Any]:
+    def _index_header(self, info: Any, config: ExplainConfig, runtime: dict[str, Any]) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "data_root": self.data_root, "task": info.task,
                 "label_names": info.label_names, "explain_method": info.explain_method,
-                "explain_config": {**asdict(config), "target_explain_group": config.target_explain_group.value}}
+                "explain_config": {**asdict(config), "target_explain_group": config.target_explain_group.value},
+                "runtime": runtime}
 
     def _finish_explain(self, sink: ExplainSink, run_dir: Path, audit: AuditOptions) -> list[ImageExplanation]:
         results = sink.finish()
