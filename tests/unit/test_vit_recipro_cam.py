@@ -126,6 +126,20 @@ def test_fast_equals_direct_to_float64_precision(use_gaussian: bool) -> None:
         torch.testing.assert_close(fast.saliency(tokens), direct.saliency(tokens), atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize(("max_chunk", "chunk_sizes"), [(16, [1] * 5), (40, [2, 2, 1]), (15, [1] * 5), (4096, [5])])
+def test_fast_form_takes_images_max_chunk_copies_at_a_time(max_chunk: int, chunk_sizes: list[int]) -> None:
+    model = make_model(trained=True).double()
+    tokens = tokens_of(model, batch=5)  # 16 copies per image (4×4 grid)
+    whole = ViTReciproCAM.from_vit(model.vit, model._scores)
+    chunked = ViTReciproCAM.from_vit(model.vit, model._scores, max_chunk=max_chunk)
+    seen: list[int] = []
+    run_chunk = chunked._image_chunk_scores
+    chunked._image_chunk_scores = lambda chunk, grid: seen.append(len(chunk)) or run_chunk(chunk, grid)
+    with torch.no_grad():
+        torch.testing.assert_close(chunked.saliency(tokens), whole.saliency(tokens), atol=1e-12, rtol=0)
+    assert seen == chunk_sizes, "at most max(1, max_chunk // 16) images (16 copies each) at once"
+
+
 @pytest.mark.parametrize(("image_size", "grid"), [(8, 1), (16, 2), (24, 3)])
 @pytest.mark.parametrize("use_gaussian", [False, True], ids=["one_hot", "gaussian"])
 def test_fast_equals_direct_on_small_grids(image_size: int, grid: int, use_gaussian: bool) -> None:

@@ -28,8 +28,9 @@ class ExplainConfig:
         postprocess: resize each map to its image's original size and colour it with JET.
         crop_padded_map: crop the letterbox padding off a map before resizing it.
         predicted_maps_conf_thr: score a label needs to count as predicted (multilabel, detection).
-        max_explain_chunk: largest number of masked feature-map copies Recipro-CAM evaluates at once;
-            bounds peak memory whatever the batch size.
+        max_explain_chunk: largest number of masked copies Recipro-CAM (pooled vectors or feature-map
+            copies) and ViT Recipro-CAM (whole images' patch copies) evaluate at once; bounds explain's
+            extra memory whatever the batch size.
     """
 
     target_explain_group: TargetExplainGroup = TargetExplainGroup.ALL

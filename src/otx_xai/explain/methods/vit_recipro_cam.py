@@ -210,8 +210,9 @@ class ViTReciproCAM(_ViTReciproCAMBase):
 
     Supports torchvision ``EncoderBlock``-like blocks: ``ln_1`` → ``self_attention``
     (``nn.MultiheadAttention`` with a packed in-projection) → residual → ``ln_2`` → ``mlp`` → residual.
-    Args as ``ViTReciproCAMDirect``, without ``max_chunk``: no copy is built, peak memory is the
-    (B, N, S, D) kept values, S ≤ 9.
+    Args as ``ViTReciproCAMDirect``. No copy is built; the working memory is the (n, N, S, D) kept keys
+    and values of n images (S ≤ 9), and ``max_chunk`` bounds it: images are taken
+    n = max(1, max_chunk // N) at a time (the N copies of an image stay together).
     """
 
     def __init__(
@@ -221,11 +222,20 @@ class ViTReciproCAM(_ViTReciproCAMBase):
         head: nn.Module,
         score_fn: ScoreFn,
         use_gaussian: bool = True,
+        max_chunk: int = 4096,
     ) -> None:
         _check_block(last_block)
         super().__init__(last_block, final_norm, head, score_fn, use_gaussian)
+        self.max_chunk = max_chunk
 
     def _copy_scores(self, tokens: Tensor, grid: int) -> Tensor:
+        images_per_chunk = max(1, self.max_chunk // (grid * grid))
+        if tokens.shape[0] <= images_per_chunk:  # always so when traced with one image
+            return self._image_chunk_scores(tokens, grid)
+        return torch.cat([self._image_chunk_scores(chunk, grid) for chunk in tokens.split(images_per_chunk)])
+
+    def _image_chunk_scores(self, tokens: Tensor, grid: int) -> Tensor:
+        """Scores (n, N, K) of every copy of n images, tokens (n, 1+N, D)."""
         block = self._parts[0]
         slots = kept_slots(grid, self.use_gaussian, tokens.dtype, tokens.device)
         cls_token, patches = tokens[:, 0], tokens[:, 1:]
