@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -24,6 +24,33 @@ class FailedImage:
     error: str
 
 
+class SampleRecord(Protocol):
+    """What a dataset reads from any record (ImageRecord, CocoRecord): the image and its ground truth."""
+
+    image_id: str
+    path: str
+    labels: list[int]
+    boxes: list
+
+
+def read_record_image(record: SampleRecord) -> np.ndarray | FailedImage:
+    """The record's image as RGB uint8 (H, W, 3), or a FailedImage saying why it cannot be read."""
+    try:
+        return read_image_rgb(record.path)
+    except ImageReadError as error:
+        return FailedImage(record.image_id, record.path, str(error))
+
+
+def record_info(record: SampleRecord, original: tuple[int, int], valid: tuple[int, int],
+                preprocess: Preprocess) -> ImageInfo:
+    """The ImageInfo of a read record: sizes, and ground truth in original-image pixels."""
+    return ImageInfo(
+        image_id=record.image_id, source_path=record.path, original_size=original, valid_size=valid,
+        input_size=tuple(preprocess.input_size), gt_labels=list(record.labels),
+        gt_boxes=[list(b) for b in record.boxes],
+    )
+
+
 class ImageDataset(Dataset):
     """Samples ``{"image", "label", "info"}`` or a ``FailedImage`` for unreadable files."""
 
@@ -42,19 +69,13 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any] | FailedImage:
         record = self.records[index]
-        try:
-            image = read_image_rgb(record.path)
-        except ImageReadError as error:
-            return FailedImage(record.image_id, record.path, str(error))
+        image = read_record_image(record)
+        if isinstance(image, FailedImage):
+            return image
         if self.augment and np.random.random() < 0.5:
             image = np.ascontiguousarray(image[:, ::-1])
         tensor, valid = self.preprocess(image)
-        info = ImageInfo(
-            image_id=record.image_id, source_path=record.path,
-            original_size=(int(image.shape[0]), int(image.shape[1])), valid_size=valid,
-            input_size=tuple(self.preprocess.input_size), gt_labels=list(record.labels),
-            gt_boxes=[list(b) for b in record.boxes],
-        )
+        info = record_info(record, (int(image.shape[0]), int(image.shape[1])), valid, self.preprocess)
         return {"image": tensor, "label": self._target(record.labels), "info": info}
 
     def _target(self, labels: list[int]) -> torch.Tensor:

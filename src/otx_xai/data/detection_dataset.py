@@ -17,11 +17,9 @@ from torch.utils.data import Dataset
 from otx_xai.data.base_datamodule import RecordsDataModule
 from otx_xai.data.coco import COCO_HINT, CocoRecord
 from otx_xai.data.datamodule import DataConfig
-from otx_xai.data.dataset import FailedImage
-from otx_xai.data.image_io import ImageReadError, read_image_rgb
+from otx_xai.data.dataset import FailedImage, read_record_image, record_info
 from otx_xai.data.object_records import read_object_records
 from otx_xai.data.transforms import Preprocess
-from otx_xai.explain.entity import ImageInfo
 
 MIN_BOX_SIDE = 1.0  # input pixels; thinner target boxes are dropped (torchvision rejects degenerate boxes)
 
@@ -46,21 +44,16 @@ class DetectionDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any] | FailedImage:
         record = self.records[index]
-        try:
-            image = read_image_rgb(record.path)
-        except ImageReadError as error:
-            return FailedImage(record.image_id, record.path, str(error))
+        image = read_record_image(record)
+        if isinstance(image, FailedImage):
+            return image
         original = (int(image.shape[0]), int(image.shape[1]))
         boxes = np.asarray(record.boxes, dtype=np.float32).reshape(-1, 4)
         if self.augment and np.random.random() < 0.5:
             image = np.ascontiguousarray(image[:, ::-1])
             boxes = np.stack([original[1] - boxes[:, 2], boxes[:, 1], original[1] - boxes[:, 0], boxes[:, 3]], 1)
         tensor, valid = self.preprocess(image)
-        info = ImageInfo(
-            image_id=record.image_id, source_path=record.path, original_size=original, valid_size=valid,
-            input_size=tuple(self.preprocess.input_size), gt_labels=list(record.labels),
-            gt_boxes=[list(b) for b in record.boxes],
-        )
+        info = record_info(record, original, valid, self.preprocess)
         return {"image": tensor, "target": self._target(boxes, record.labels, original, valid), "info": info}
 
     @staticmethod

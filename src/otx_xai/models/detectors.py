@@ -90,19 +90,26 @@ class SingleStageNet(nn.Module, ABC):
         """torchvision's losses; targets hold input-pixel ``boxes`` and 0-based ``labels``."""
 
 
-class RetinaNetNet(SingleStageNet):
-    """RetinaNet: anchor boxes, sigmoid classes, BoxCoder deltas."""
+class _SigmoidClassHeadNet(SingleStageNet):
+    """RetinaNet and FCOS share a classification head: conv tower + ``cls_logits``, sigmoid per class."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__(net)
         self.num_classes = net.head.classification_head.num_classes
 
-    def head(self, features: list[Tensor]) -> tuple[list[Tensor], dict[str, Tensor]]:
+    def _class_logits(self, features: list[Tensor]) -> tuple[list[Tensor], Tensor]:
+        """Per-level class logits (B, A·K, H, W), and all levels flattened to torchvision's (B, M, K)."""
         cls_head = self.net.head.classification_head
         levels = [cls_head.cls_logits(cls_head.conv(f)) for f in features]
-        outputs = {"cls_logits": torch.cat([flatten_level(x, self.num_classes) for x in levels], dim=1),
-                   "bbox_regression": self.net.head.regression_head(features)}
-        return levels, outputs
+        return levels, torch.cat([flatten_level(x, self.num_classes) for x in levels], dim=1)
+
+
+class RetinaNetNet(_SigmoidClassHeadNet):
+    """RetinaNet: anchor boxes, sigmoid classes, BoxCoder deltas."""
+
+    def head(self, features: list[Tensor]) -> tuple[list[Tensor], dict[str, Tensor]]:
+        levels, cls_logits = self._class_logits(features)
+        return levels, {"cls_logits": cls_logits, "bbox_regression": self.net.head.regression_head(features)}
 
     def boxes_and_scores(self, result: HeadResult, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         deltas = result.outputs["bbox_regression"]
@@ -115,20 +122,13 @@ class RetinaNetNet(SingleStageNet):
         return self.net.compute_loss(targets, result.outputs, [result.anchors] * len(targets))
 
 
-class FCOSNet(SingleStageNet):
+class FCOSNet(_SigmoidClassHeadNet):
     """FCOS: anchor points, sigmoid classes with centerness, distances to the box sides."""
 
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__(net)
-        self.num_classes = net.head.classification_head.num_classes
-
     def head(self, features: list[Tensor]) -> tuple[list[Tensor], dict[str, Tensor]]:
-        cls_head = self.net.head.classification_head
-        levels = [cls_head.cls_logits(cls_head.conv(f)) for f in features]
+        levels, cls_logits = self._class_logits(features)
         regression, centerness = self.net.head.regression_head(features)
-        outputs = {"cls_logits": torch.cat([flatten_level(x, self.num_classes) for x in levels], dim=1),
-                   "bbox_regression": regression, "bbox_ctrness": centerness}
-        return levels, outputs
+        return levels, {"cls_logits": cls_logits, "bbox_regression": regression, "bbox_ctrness": centerness}
 
     def boxes_and_scores(self, result: HeadResult, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         boxes = self.net.box_coder.decode(result.outputs["bbox_regression"], result.anchors)
