@@ -7,7 +7,8 @@ from torch import Tensor
 from torchvision.models import VisionTransformer
 
 from otx_xai.explain.methods.activation_map import ActivationMap
-from otx_xai.explain.methods.base import ExplainAlgo
+from otx_xai.explain.methods.base import ExplainAlgo, normalize_map
+from otx_xai.explain.methods.vit_cls_row import BlockInputs, block_inputs, check_encoder_block, real_cls_row
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM, grid_size
 from otx_xai.explain.select import choose_method
 from otx_xai.models.classification import ClassifierModel
@@ -17,7 +18,9 @@ from otx_xai.models.weights import load_backbone_weights
 class VisionTransformerClassifier(ClassifierModel):
     """A ViT classifier (multiclass or multilabel) with ViT Recipro-CAM in its explain forward.
 
-    The defaults are DeiT-tiny-like.
+    The defaults are DeiT-tiny-like. The last encoder block computes only the CLS row the head reads
+    (``vit_cls_row``: the same function as torchvision's block to float rounding, without the MLP on
+    every patch token), and ViT Recipro-CAM reuses its per-patch projections.
 
     Args:
         label_names: class names; their order is the channel order of every output.
@@ -57,6 +60,7 @@ class VisionTransformerClassifier(ClassifierModel):
         )
         if weights:
             load_backbone_weights(self.vit, weights)
+        check_encoder_block(self.vit.encoder.layers[-1])
         self.explain_method = choose_method("VisionTransformer", explain_method, kind="vit")
         self.explainer: ExplainAlgo = (
             ViTReciproCAM.from_vit(self.vit, score_fn=self._scores, use_gaussian=use_gaussian)
@@ -70,21 +74,24 @@ class VisionTransformerClassifier(ClassifierModel):
         tokens = torch.cat([cls_token, tokens], dim=1) + self.vit.encoder.pos_embedding
         return self.vit.encoder.layers[:-1](self.vit.encoder.dropout(tokens))
 
-    def _cls_feature(self, tokens: Tensor) -> Tensor:
-        """The final-normed CLS token (B, D) the head reads, from the tokens entering the last block."""
-        encoder = self.vit.encoder
-        return encoder.ln(encoder.layers[-1](tokens))[:, 0]
+    def _cls_feature(self, inputs: BlockInputs) -> Tensor:
+        """The final-normed CLS token (B, D) the head reads, from the last block's projected inputs."""
+        return self.vit.encoder.ln(real_cls_row(self.vit.encoder.layers[-1], inputs))
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.vit.heads(self._cls_feature(self.tokens_before_last_block(images)))
+        tokens = self.tokens_before_last_block(images)
+        return self.vit.heads(self._cls_feature(block_inputs(self.vit.encoder.layers[-1], tokens)))
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
         tokens = self.tokens_before_last_block(images)
-        feature_vector = self._cls_feature(tokens)
+        inputs = block_inputs(self.vit.encoder.layers[-1], tokens)
+        feature_vector = self._cls_feature(inputs)
         patches = tokens[:, 1:].transpose(1, 2)  # (B, D, N)
         grid = grid_size(patches.shape[-1])
         feature_map = patches.unflatten(-1, (grid, grid))
-        if self.explain_method == ViTReciproCAM.name:
+        if isinstance(self.explainer, ViTReciproCAM):  # the fast form shares the prediction's projections
+            saliency = normalize_map(self.explainer.saliency(tokens, inputs))
+        elif self.explain_method == ViTReciproCAM.name:
             saliency = self.explainer(tokens)
         else:  # the class-agnostic Activation Map, the same for every class channel
             saliency = self.explainer(feature_map).expand(-1, len(self.label_names), -1, -1)

@@ -12,7 +12,9 @@ Two implementations of the same algorithm:
   output, so only the CLS row of the last block's attention matters; a copy holds at most 9 distinct
   non-zero patch tokens plus m identical zero tokens, and m identical keys/values weigh in the softmax
   like one key whose logit is raised by log(m). That turns N re-runs of an (1+N)-token block into a
-  handful of batched matrix products over 1 + 9 + 1 keys per copy.
+  handful of batched matrix products over 1 + 9 + 1 keys per copy. Keys and values of the scaled kept
+  patches come from the per-patch projections of ``vit_cls_row.block_inputs``, which the model's own
+  prediction computes anyway.
 
 Both assume the block is in eval mode (dropout inactive), as it is when a model explains.
 """
@@ -27,13 +29,18 @@ from functools import lru_cache
 from typing import Any, Self
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from otx_xai.explain.methods.base import ExplainAlgo
+from otx_xai.explain.methods.vit_cls_row import (
+    BlockInputs,
+    attention_weights,
+    block_inputs,
+    check_encoder_block,
+    finish_block,
+)
 
 ScoreFn = Callable[[Tensor], Tensor]
-Triple = tuple[Tensor, Tensor, Tensor]  # (CLS, kept tokens, zero token)
 
 GAUSSIAN_KERNEL: tuple[tuple[float, ...], ...] = (
     (1 / 16, 1 / 8, 1 / 16),
@@ -85,12 +92,14 @@ class KeptSlots:
 
     ``scales`` (W,): the distinct non-zero mask weights; patch j scaled by ``scales[i]`` is token i·N + j.
     ``token_index`` (N, S): which scaled token fills slot s of copy k (0 in an unused slot).
+    ``patch_index`` (N, S): the patch j of that token (``token_index`` mod N).
     ``log_count`` (N, S + 2): log multiplicity of the keys [CLS, slot 1..S, zero token] of copy k;
     -inf drops a key: an unused slot, or the zero token of a copy that keeps every patch.
     """
 
     scales: Tensor
     token_index: Tensor
+    patch_index: Tensor
     log_count: Tensor
 
 
@@ -116,9 +125,11 @@ def _slot_tables(
 def kept_slots(grid: int, use_gaussian: bool, dtype: torch.dtype, device: torch.device) -> KeptSlots:
     """The ``KeptSlots`` of a ``grid``×``grid`` patch grid, from the same masks as ``copy_masks``."""
     scales, token_index, count = _slot_tables(grid, use_gaussian)
+    token_index_tensor = torch.tensor(token_index, dtype=torch.long, device=device)
     return KeptSlots(
         scales=torch.tensor(scales, dtype=dtype, device=device),
-        token_index=torch.tensor(token_index, dtype=torch.long, device=device),
+        token_index=token_index_tensor,
+        patch_index=token_index_tensor % (grid * grid),
         log_count=torch.tensor(count, dtype=torch.float64).log().to(dtype=dtype, device=device),
     )
 
@@ -150,14 +161,15 @@ class _ViTReciproCAMBase(ExplainAlgo):
         """Explain a torchvision ``VisionTransformer``: its last block, ``encoder.ln`` and ``heads``."""
         return cls(vit.encoder.layers[-1], vit.encoder.ln, vit.heads, score_fn, **kwargs)
 
-    def saliency(self, tokens: Tensor) -> Tensor:
-        """Saliency (B, K, g, g) from the tokens entering the last block, (B, 1+N, D)."""
+    def saliency(self, tokens: Tensor, inputs: BlockInputs | None = None) -> Tensor:
+        """Saliency (B, K, g, g) from the tokens entering the last block, (B, 1+N, D); ``inputs``: their
+        ``block_inputs``, when the caller has them already (the fast form then reads only those)."""
         grid = grid_size(tokens.shape[1] - 1)
-        scores = self._copy_scores(tokens, grid)  # (B, N, K)
+        scores = self._copy_scores(tokens, grid, inputs)  # (B, N, K)
         return scores.transpose(1, 2).unflatten(2, (grid, grid))
 
     @abstractmethod
-    def _copy_scores(self, tokens: Tensor, grid: int) -> Tensor:
+    def _copy_scores(self, tokens: Tensor, grid: int, inputs: BlockInputs | None) -> Tensor:
         """Class scores (B, N, K) of the N masked copies of every image."""
 
     def _classify_cls(self, cls_out: Tensor) -> Tensor:
@@ -188,7 +200,7 @@ class ViTReciproCAMDirect(_ViTReciproCAMBase):
         super().__init__(last_block, final_norm, head, score_fn, use_gaussian)
         self.max_chunk = max_chunk
 
-    def _copy_scores(self, tokens: Tensor, grid: int) -> Tensor:
+    def _copy_scores(self, tokens: Tensor, grid: int, inputs: BlockInputs | None) -> Tensor:
         batch, length, _ = tokens.shape
         num_patches = length - 1
         masks = copy_masks(grid, self.use_gaussian, tokens.dtype).to(tokens.device)
@@ -208,11 +220,10 @@ class ViTReciproCAMDirect(_ViTReciproCAMBase):
 class ViTReciproCAM(_ViTReciproCAMBase):
     """The fast exact form: only the CLS row of the last block, over the distinct tokens of each copy.
 
-    Supports torchvision ``EncoderBlock``-like blocks: ``ln_1`` → ``self_attention``
-    (``nn.MultiheadAttention`` with a packed in-projection) → residual → ``ln_2`` → ``mlp`` → residual.
-    Args as ``ViTReciproCAMDirect``. No copy is built; the working memory is the (n, N, S, D) kept keys
-    and values of n images (S ≤ 9), and ``max_chunk`` bounds it: images are taken
-    n = max(1, max_chunk // N) at a time (the N copies of an image stay together).
+    Supports the blocks ``vit_cls_row`` does. Args as ``ViTReciproCAMDirect``. No copy is built; the
+    working memory is the (n, H, N, S, d) kept values of n images (S ≤ 9) and their copies' MLP rows,
+    and ``max_chunk`` bounds it: images are taken n = max(1, max_chunk // N) at a time (the N copies of
+    an image stay together).
     """
 
     def __init__(
@@ -224,108 +235,61 @@ class ViTReciproCAM(_ViTReciproCAMBase):
         use_gaussian: bool = True,
         max_chunk: int = 4096,
     ) -> None:
-        _check_block(last_block)
+        check_encoder_block(last_block)
         super().__init__(last_block, final_norm, head, score_fn, use_gaussian)
         self.max_chunk = max_chunk
 
-    def _copy_scores(self, tokens: Tensor, grid: int) -> Tensor:
-        images_per_chunk = max(1, self.max_chunk // (grid * grid))
-        if tokens.shape[0] <= images_per_chunk:  # always so when traced with one image
-            return self._image_chunk_scores(tokens, grid)
-        return torch.cat([self._image_chunk_scores(chunk, grid) for chunk in tokens.split(images_per_chunk)])
-
-    def _image_chunk_scores(self, tokens: Tensor, grid: int) -> Tensor:
-        """Scores (n, N, K) of every copy of n images, tokens (n, 1+N, D)."""
+    def _copy_scores(self, tokens: Tensor, grid: int, inputs: BlockInputs | None) -> Tensor:
         block = self._parts[0]
+        inputs = inputs if inputs is not None else block_inputs(block, tokens)
         slots = kept_slots(grid, self.use_gaussian, tokens.dtype, tokens.device)
-        cls_token, patches = tokens[:, 0], tokens[:, 1:]
-        attended = self._cls_attention(cls_token, patches, slots)  # (B, N, D)
-        cls_out = cls_token.unsqueeze(1) + attended
-        cls_out = cls_out + block.mlp(block.ln_2(cls_out))
-        return self._classify_cls(cls_out)
+        images_per_chunk = max(1, self.max_chunk // (grid * grid))
+        if inputs.batch <= images_per_chunk:  # always so when traced with one image
+            return self._image_chunk_scores(inputs, slots)
+        starts = range(0, inputs.batch, images_per_chunk)
+        return torch.cat([self._image_chunk_scores(inputs.images(i, i + images_per_chunk), slots) for i in starts])
 
-    def _cls_attention(self, cls_token: Tensor, patches: Tensor, slots: KeptSlots) -> Tensor:
-        """The attention output (B, N, D) of the CLS query in each of the N masked copies."""
+    def _image_chunk_scores(self, inputs: BlockInputs, slots: KeptSlots) -> Tensor:
+        """Scores (n, N, K) of every copy of n images."""
         block = self._parts[0]
-        attention: nn.MultiheadAttention = block.self_attention
-        w_q, w_k, w_v = attention.in_proj_weight.chunk(3)
-        b_q, b_k, b_v = _split_bias(attention.in_proj_bias)
-
-        def project(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # (..., D) → (..., H, d)
-            return F.linear(x, weight, bias).unflatten(-1, (attention.num_heads, -1))
-
-        distinct = _distinct_normed_tokens(block.ln_1, cls_token, patches, slots)
-        query = project(distinct[0], w_q, b_q)
-        keys = (
-            project(distinct[0], w_k, b_k),
-            project(distinct[1], w_k, b_k),
-            project(distinct[2], w_k, b_k),
-        )
-        values = (
-            project(distinct[0], w_v, b_v),
-            project(distinct[1], w_v, b_v),
-            project(distinct[2], w_v, b_v),
-        )
-        mixed = _attend_cls(query, keys, values, slots)  # (B, N, H, d)
-        return attention.out_proj(mixed.flatten(-2))
+        mixed = _attend_cls(block, inputs, slots)  # (n, H, N, d)
+        return self._classify_cls(finish_block(block, inputs.cls_token, mixed))
 
 
-def _distinct_normed_tokens(ln_1: nn.Module, cls_token: Tensor, patches: Tensor, slots: KeptSlots) -> Triple:
-    """ln_1 of every distinct token of every copy: CLS (B, D), scaled patches (B, W·N, D), zero (1, D).
+def _attend_cls(block: nn.Module, inputs: BlockInputs, slots: KeptSlots) -> Tensor:
+    """The CLS query's attention in each of the N masked copies, mixed values heads first (B, H, N, d).
 
-    Scaled patches are normalized one by one: LayerNorm's eps makes LN(w·p) differ from LN(p).
-    The zero token normalizes to ln_1's bias; ln_1 is applied to it anyway, for any norm layer.
-    """
-    scaled = patches.unsqueeze(1) * slots.scales.view(1, -1, 1, 1)  # (B, W, N, D)
-    return ln_1(cls_token), ln_1(scaled.flatten(1, 2)), ln_1(torch.zeros_like(cls_token[:1]))
-
-
-def _attend_cls(query: Tensor, keys: Triple, values: Triple, slots: KeptSlots) -> Tensor:
-    """Scaled dot-product attention of the CLS query over each copy's distinct keys, with multiplicities.
-
-    query (B, H, d); keys and values per distinct token as in ``_distinct_normed_tokens``, split into
-    heads (..., H, d). A key present m times enters the softmax once with its logit raised by log m,
-    -inf when absent (``slots.log_count``). Returns (B, N, H, d).
+    Copy k's keys are [CLS, its kept slots, the zero token]; a kept patch j scaled by w has key
+    r_w·K̃_j + K(0) and value r_w·Ṽ_j + V(0). A key present m times enters the softmax once with its
+    logit raised by log m, -inf when absent (``slots.log_count``).
     """
     num_patches = slots.token_index.shape[0]
-    index = slots.token_index.flatten()
+    query, (patch_keys, patch_values) = inputs.query, inputs.patch_kv
+    rescale = inputs.rescale(slots.scales).flatten(1)  # (B, W·N): r of scaled token i·N + j
 
-    def per_copy(x: Tensor) -> Tensor:  # shared by every copy: (B, H, ...) → (B, N, 1, H, ...)
-        return x.unsqueeze(1).unsqueeze(1).expand(-1, num_patches, 1, *x.shape[1:])
+    def per_slot(x: Tensor, dim: int, index: Tensor) -> Tensor:  # dim indexed by ``index`` (N, S) → N, S
+        return x.index_select(dim, index.flatten()).unflatten(dim, (num_patches, -1))
 
-    def per_slot(x: Tensor) -> Tensor:  # kept tokens: (B, W·N, H, ...) → (B, N, S, H, ...)
-        return x.index_select(1, index).unflatten(1, (num_patches, -1))
+    def per_copy(x: Tensor) -> Tensor:  # (B, H, 1, 1), the same in every copy → (B, H, N, 1)
+        return x.expand(-1, -1, num_patches, 1)
 
+    zero_logit = query @ inputs.zero_kv[0].transpose(-1, -2)  # (B, H, 1, 1): q·K(0), in every patch key too
+    patch_logit = (query @ patch_keys.transpose(-1, -2)).squeeze(2)  # q·K̃: (B, H, N)
+    scaled_logit = rescale.unsqueeze(1) * patch_logit.repeat(1, 1, rescale.shape[1] // num_patches)
     logits = torch.cat(
         [
-            per_copy(torch.einsum("bhd,bhd->bh", query, keys[0])),
-            per_slot(torch.einsum("bhd,bthd->bth", query, keys[1])),
-            per_copy(torch.einsum("bhd,zhd->bh", query, keys[2])),
+            per_copy(query @ inputs.cls_kv[0].transpose(-1, -2)),
+            per_slot(scaled_logit, 2, slots.token_index) + zero_logit,
+            per_copy(zero_logit),
         ],
-        dim=2,
-    )  # (B, N, S + 2, H): keys [CLS, kept slots, zero token]
-    scale = query.shape[-1] ** -0.5
-    weights = torch.softmax(logits * scale + slots.log_count.unsqueeze(-1), dim=2)
+        dim=-1,
+    )  # (B, H, N, S + 2)
+    weights = attention_weights(block, logits * query.shape[-1] ** -0.5 + slots.log_count)
+    slot_weights = weights[..., 1:-1] * per_slot(rescale, 1, slots.token_index).unsqueeze(1)  # r folded in
+    zero_weight = weights[..., 1:].sum(dim=-1, keepdim=True)  # every kept patch's value carries V(0) too
+    kept_values = per_slot(patch_values, 2, slots.patch_index)  # (B, H, N, S, d)
     return (
-        torch.einsum("bnh,bhd->bnhd", weights[:, :, 0], values[0])
-        + torch.einsum("bnsh,bnshd->bnhd", weights[:, :, 1:-1], per_slot(values[1]))
-        + torch.einsum("bnh,zhd->bnhd", weights[:, :, -1], values[2])
+        weights[..., :1] * inputs.cls_kv[1]
+        + zero_weight * inputs.zero_kv[1]
+        + (slot_weights.unsqueeze(-2) @ kept_values).squeeze(-2)
     )
-
-
-def _split_bias(bias: Tensor | None) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-    if bias is None:
-        return None, None, None
-    b_q, b_k, b_v = bias.chunk(3)
-    return b_q, b_k, b_v
-
-
-def _check_block(block: nn.Module) -> None:
-    """Reject blocks whose attention the fast form does not reproduce exactly."""
-    attention = getattr(block, "self_attention", None)
-    if not all(hasattr(block, part) for part in ("ln_1", "ln_2", "mlp")):
-        raise TypeError("ViTReciproCAM needs an EncoderBlock-like block (ln_1, self_attention, ln_2, mlp)")
-    if not isinstance(attention, nn.MultiheadAttention):
-        raise TypeError("ViTReciproCAM needs block.self_attention to be an nn.MultiheadAttention")
-    if not attention._qkv_same_embed_dim or attention.bias_k is not None or attention.add_zero_attn:
-        raise TypeError("ViTReciproCAM needs packed in-projection attention, no bias_k/v, no zero attention")
