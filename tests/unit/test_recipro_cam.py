@@ -18,7 +18,7 @@ BACKBONES = ["resnet18", "mobilenet_v3_small", "efficientnet_b0"]
 
 
 @functools.cache
-def make_classifier(backbone: str, multilabel: bool, trained: bool) -> ImageClassifier:
+def make_classifier(backbone: str, multilabel: bool, trained: bool, head: str = "torchvision") -> ImageClassifier:
     """A random classifier in eval mode, or a copy of it after two real AdamW steps (cached: read-only).
 
     BatchNorm statistics are measured on random images, so activations have a realistic scale (with
@@ -26,14 +26,14 @@ def make_classifier(backbone: str, multilabel: bool, trained: bool) -> ImageClas
     """
     generator = torch.Generator().manual_seed(0)
     if trained:
-        model = copy.deepcopy(make_classifier(backbone, multilabel, trained=False))
+        model = copy.deepcopy(make_classifier(backbone, multilabel, trained=False, head=head))
         train_steps_(model, generator)
     elif multilabel:  # the same random network read with sigmoid scores
-        model = copy.deepcopy(make_classifier(backbone, multilabel=False, trained=False))
+        model = copy.deepcopy(make_classifier(backbone, multilabel=False, trained=False, head=head))
         model.multilabel = True
     else:
         torch.manual_seed(0)
-        model = ImageClassifier(LABELS, backbone=backbone, multilabel=False)
+        model = ImageClassifier(LABELS, backbone=backbone, multilabel=False, head=head)
         calibrate_batchnorm_(model, generator)
     return model.eval()
 
@@ -169,3 +169,29 @@ def test_predict_step_switches_on_explain_mode() -> None:
     assert set(plain) == {"logits"}
     assert {"logits", "saliency_map", "feature_vector", "feature_map"} <= set(explained)
     assert torch.equal(plain["logits"], explained["logits"])
+
+
+@pytest.mark.parametrize("multilabel", [False, True], ids=["multiclass", "multilabel"])
+@pytest.mark.parametrize("backbone", ["mobilenet_v3_small", "efficientnet_b0"])
+def test_linear_head_matches_direct_reference(backbone: str, multilabel: bool) -> None:
+    """head='linear': GAP + one Linear(C', K) on the last feature map; maps still equal the reference."""
+    model = make_classifier(backbone, multilabel, trained=True, head="linear")
+    batch = images()
+    with torch.no_grad():
+        outputs = model.forward_explain(batch)
+        feature_map = model.backbone(batch)
+        assert torch.equal(outputs["logits"], model(batch))
+        torch.testing.assert_close(outputs["logits"], model.head(feature_map.mean(dim=(2, 3))))
+    assert isinstance(model.head, torch.nn.Linear)
+    assert model.head.in_features == feature_map.shape[1] and model.head.out_features == len(LABELS)
+    assert not [key for key in model.state_dict() if key.startswith("neck_head.") and "classifier" in key]
+    reference = reference_saliency(model, feature_map)
+    assert reference.std() > 1.0
+    assert max_grey_difference(outputs["saliency_map"], reference) <= 1.0
+
+
+def test_head_choice_is_checked() -> None:
+    with pytest.raises(ValueError, match="unknown head 'mlp': use 'torchvision' or 'linear'"):
+        ImageClassifier(LABELS, backbone="resnet18", head="mlp")
+    with pytest.raises(ValueError, match="head 'linear' needs a network cut at its last feature map"):
+        ImageClassifier(LABELS, backbone="shufflenet_v2_x0_5", head="linear")

@@ -11,12 +11,16 @@ recognised by their modules:
 - ``features, classifier`` with a convolutional classifier (SqueezeNet): the head is a conv head.
 
 Anything else has no known cut (``None``): the classifier then falls back to the Activation Map.
+
+``with_linear_head`` replaces whatever follows the cut with global average pooling and one linear layer
+(the shape of OTX 2.x's ``LinearClsHead``), for any network that has a cut.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torchvision
 from torch import Tensor, nn
 
@@ -88,6 +92,23 @@ def split_cnn(net: nn.Module, num_classes: int) -> CNNParts | None:
     return None
 
 
+def feature_channels(backbone: nn.Module, input_size: int = 64) -> int:
+    """Channels C' of the feature map (N, C', h, w) ``backbone`` produces, from one forward of a zero image."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            return int(backbone(torch.zeros(1, 3, input_size, input_size)).shape[1])
+    finally:
+        backbone.train(was_training)
+
+
+def with_linear_head(parts: CNNParts, num_classes: int) -> CNNParts:
+    """``parts`` with its neck and head replaced by global average pooling and one Linear(C', K)."""
+    head = nn.Linear(feature_channels(parts.backbone), num_classes)
+    return CNNParts(parts.backbone, nn.Sequential(GlobalAveragePool(), head), head)
+
+
 def build_torchvision(name: str, num_classes: int, weights: str | None = None) -> nn.Module:
     """A torchvision classification model by name (random weights, or a local state-dict file)."""
     try:
@@ -126,8 +147,6 @@ class FeatureTap(nn.Module):
         was_training = self.net.training
         self.net.eval()
         try:
-            import torch
-
             with torch.no_grad():
                 self.net(torch.zeros(1, 3, input_size, input_size))
         finally:

@@ -12,7 +12,7 @@ from otx_xai.explain.methods.activation_map import ActivationMap
 from otx_xai.explain.methods.base import ExplainAlgo
 from otx_xai.explain.methods.recipro_cam import ReciproCAM
 from otx_xai.explain.select import choose_method
-from otx_xai.models.backbones import FeatureTap, _replace_last_linear, build_torchvision, split_cnn
+from otx_xai.models.backbones import FeatureTap, _replace_last_linear, build_torchvision, split_cnn, with_linear_head
 from otx_xai.models.base import ExplainableModel, batch_images
 
 
@@ -74,6 +74,11 @@ class ImageClassifier(ClassifierModel):
         multilabel: sigmoid head with binary cross-entropy instead of softmax.
         weights: local file with pretrained torchvision weights, or None for random initialization.
         lr: AdamW learning rate.
+        head: "torchvision" (the network's own classifier, its last layer sized to the labels) or "linear"
+            (global average pooling and one linear layer on the last feature map, as OTX 2.x's
+            ``LinearClsHead``; the network's classifier weights are dropped). A linear head is what lets
+            Recipro-CAM explain at the cost of predict: an MLP head (mobilenet_v3's 576→1024→K) has to
+            run at each of the h·w positions.
         explain_method: "auto" (Recipro-CAM when the network can be cut at its last feature map, else
             the Activation Map with a warning), "ReciproCAM" or "ActivationMap".
     """
@@ -86,11 +91,19 @@ class ImageClassifier(ClassifierModel):
         weights: str | None = None,
         lr: float = 1e-3,
         explain_method: str = "auto",
+        head: str = "torchvision",
     ) -> None:
         super().__init__(label_names, multilabel, lr)
         self.save_hyperparameters()
+        if head not in ("torchvision", "linear"):
+            raise ValueError(f"unknown head {head!r}: use 'torchvision' or 'linear'")
         net = build_torchvision(backbone, len(self.label_names), weights)
         parts = split_cnn(net, len(self.label_names))
+        if head == "linear":
+            if parts is None:
+                raise ValueError(f"head 'linear' needs a network cut at its last feature map; {backbone!r} has "
+                                 "none: use head 'torchvision'")
+            parts = with_linear_head(parts, len(self.label_names))
         self.explain_method = choose_method(backbone, explain_method, cut=parts is not None)
         if parts is None:
             self.tap = FeatureTap(_replace_last_linear(net, len(self.label_names)))
