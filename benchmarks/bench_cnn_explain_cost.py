@@ -1,7 +1,8 @@
 """Claim: a CNN classifier explains (Recipro-CAM, exact GAP fast form) at <= 1.05x the cost of predict.
 
-For mobilenet_v3_small, resnet18 and efficientnet_b0 at 224, batch 1 and 8, in torch (inference_mode) and on the IR
-(f32, THROUGHPUT hint, all requests in flight), side by side:
+For mobilenet_v3_small (with the recipe's linear head, as OTX 2.x's MobileNetV3 classifier, and with
+torchvision's own 576→1024→K MLP head), resnet18 and efficientnet_b0 at 224, batch 1 and 8, in torch
+(inference_mode) and on the IR (f32, THROUGHPUT hint, all requests in flight), side by side:
 
 - predict: ``model(images)`` / the IR exported without explain;
 - explain: ``model.forward_explain(images)`` / the IR exported with explain (the fast form);
@@ -9,8 +10,10 @@ For mobilenet_v3_small, resnet18 and efficientnet_b0 at 224, batch 1 and 8, in t
   feature map through neck + head.
 - floor: predict plus only the arithmetic no exact Recipro-CAM can skip, the head on the h·w pooled
   vectors (raw logits; no scores, no normalization, no transposes). For a linear head it is next to
-  nothing; for mobilenet_v3_small's 576→1024→K head it is +52 % of the model's multiply-adds, so
+  nothing; for torchvision's mobilenet_v3_small MLP head it is +52 % of the model's multiply-adds, so
   explain/predict cannot go below floor/predict however the rest is written.
+
+A model is named ``backbone[:head]`` (head ``torchvision``, the default, or ``linear``).
 
 Also checks that fast and direct maps agree (max grey-level difference, torch and IR).
 """
@@ -53,11 +56,15 @@ LABELS = [f"class_{i}" for i in range(10)]
 GOAL = 1.05
 
 
+DEFAULT_MODELS = ["mobilenet_v3_small:linear", "mobilenet_v3_small", "resnet18", "efficientnet_b0"]
+
+
 @functools.cache
-def build(backbone: str, size: int) -> ImageClassifier:
-    """A random classifier with calibrated BatchNorm statistics (so maps are not degenerate)."""
+def build(name: str, size: int) -> ImageClassifier:
+    """A random classifier ``backbone[:head]`` with calibrated BatchNorm statistics (so maps are not degenerate)."""
+    backbone, _, head = name.partition(":")
     torch.manual_seed(0)
-    model = ImageClassifier(LABELS, backbone=backbone)
+    model = ImageClassifier(LABELS, backbone=backbone, head=head or "torchvision")
     calibrate_batchnorm_(model, size)
     return model
 
@@ -119,7 +126,7 @@ def make_work(spec: dict, images: np.ndarray) -> Work:
     return torch_work(torch_modes(build(spec["model"], spec["size"]))[spec["mode"]], images, 1)
 
 
-def map_differences(backbone: str, model: ImageClassifier, irs: dict[str, IRModel], batch: int,
+def map_differences(name: str, model: ImageClassifier, irs: dict[str, IRModel], batch: int,
                     size: int) -> list[object]:
     """Max grey-level differences fast vs direct (torch, IR) and IR vs torch, and the maps' spread."""
     images = random_images(batch, size)
@@ -127,14 +134,14 @@ def map_differences(backbone: str, model: ImageClassifier, irs: dict[str, IRMode
     with torch.inference_mode():
         fast, direct = (fns[mode](torch.from_numpy(images))["saliency_map"].numpy() for mode in ("explain", "direct"))
     ir_fast, ir_direct = (irs[mode].infer(images)["saliency_map"] for mode in ("explain", "direct"))
-    return [backbone, batch, f"{fast.std():.1f}", max_grey_diff(fast, direct), max_grey_diff(ir_fast, ir_direct),
+    return [name, batch, f"{fast.std():.1f}", max_grey_diff(fast, direct), max_grey_diff(ir_fast, ir_direct),
             max_grey_diff(ir_fast, direct)]
 
 
 def main() -> None:
     maybe_run_rss_child(make_work)
     parser = speed_arguments(__doc__.splitlines()[0], rounds=9, quick_rounds=3)
-    parser.add_argument("--models", nargs="+", default=["mobilenet_v3_small", "resnet18", "efficientnet_b0"])
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, help="backbone[:head], head torchvision|linear")
     args = parser.parse_args()
     rounds, per_round, rss = resolve(args)
     set_torch_threads(args.threads)
@@ -144,19 +151,19 @@ def main() -> None:
     rows: list[SpeedRow] = []
     checks = []
     with tempfile.TemporaryDirectory() as workdir:
-        for backbone in args.models:
-            model = build(backbone, args.size)
-            irs = export_modes(model, args.size, f"{workdir}/{backbone}")
+        for name in args.models:
+            model = build(name, args.size)
+            irs = export_modes(model, args.size, f"{workdir}/{name.replace(':', '_')}")
             case = SpeedCase(
-                name=backbone,
+                name=name,
                 modes={"torch": {mode: torch_factory(fn) for mode, fn in torch_modes(model).items()},
                        "IR": {mode: ir_factory(ir) for mode, ir in irs.items()}},
-                spec={"model": backbone, "size": args.size, "xml": {mode: str(ir.path) for mode, ir in irs.items()}},
+                spec={"model": name, "size": args.size, "xml": {mode: str(ir.path) for mode, ir in irs.items()}},
             )
             if not rows:
                 print(speed_table([], with_header=True, modes=list(case.modes["torch"])), flush=True)
             rows += run_speed_case(case, __file__, args.batches, rounds, per_round, rss)
-            checks += [map_differences(backbone, model, irs, batch, args.size) for batch in args.batches]
+            checks += [map_differences(name, model, irs, batch, args.size) for batch in args.batches]
 
     print("\n" + speed_table(rows, with_header=True))
     print("\nMaps (max |Δ| in grey levels; goal <= 1):\n")

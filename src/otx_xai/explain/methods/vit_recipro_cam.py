@@ -122,8 +122,18 @@ def _slot_tables(
     return scales, token_index, count
 
 
+@lru_cache(maxsize=32)
 def kept_slots(grid: int, use_gaussian: bool, dtype: torch.dtype, device: torch.device) -> KeptSlots:
-    """The ``KeptSlots`` of a ``grid``×``grid`` patch grid, from the same masks as ``copy_masks``."""
+    """The ``KeptSlots`` of a ``grid``×``grid`` patch grid, from the same masks as ``copy_masks``.
+
+    Cached (read-only tables; building them costs ~1 % of a ViT-tiny predict). Made outside inference
+    mode, so that autograd may save them whatever mode the first caller ran in.
+    """
+    with torch.inference_mode(False):
+        return _kept_slot_tensors(grid, use_gaussian, dtype, device)
+
+
+def _kept_slot_tensors(grid: int, use_gaussian: bool, dtype: torch.dtype, device: torch.device) -> KeptSlots:
     scales, token_index, count = _slot_tables(grid, use_gaussian)
     token_index_tensor = torch.tensor(token_index, dtype=torch.long, device=device)
     return KeptSlots(
