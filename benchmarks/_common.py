@@ -232,9 +232,29 @@ def torch_factory(fn: Callable[[torch.Tensor], object]) -> WorkFactory:
     return lambda images: (torch_work(fn, images, 1), len(images))
 
 
+IR_BATCHES_PER_REQUEST = 2  # per unit: requests refill while the others run, as in a real run
+
+
 def ir_factory(ir: IRModel) -> WorkFactory:
-    """Unit: one batch per infer request, all in flight (2 on 2 cores), so every core works."""
-    return lambda images: (ir_work(ir, images, ir.num_requests), ir.num_requests * len(images))
+    """Unit: two batches per infer request, all requests in flight (2 on 2 cores), so every core works."""
+    batches = IR_BATCHES_PER_REQUEST * ir.num_requests
+    return lambda images: (ir_work(ir, images, batches), batches * len(images))
+
+
+NULL = "null"  # predict timed a second time as if it were another mode: null/predict is the run's noise floor
+
+
+def torch_speed_modes(fns: dict[str, Callable[[torch.Tensor], object]]) -> dict[str, WorkFactory]:
+    """Timed units of each torch mode, plus ``null``: predict again."""
+    return {mode: torch_factory(fn) for mode, fn in fns.items()} | {NULL: torch_factory(fns["predict"])}
+
+
+def ir_speed_modes(irs: dict[str, IRModel]) -> dict[str, WorkFactory]:
+    """Timed units of each IR mode, plus ``null``: the predict IR compiled once more, after all the others
+    (a compiled model's speed depends a little on when it was compiled and where its memory landed)."""
+    predict = irs["predict"]
+    null = IRModel(predict.path, precision=predict.precision, num_requests=predict.num_requests)
+    return {mode: ir_factory(ir) for mode, ir in irs.items()} | {NULL: ir_factory(null)}
 
 
 @dataclass
@@ -268,7 +288,7 @@ def run_speed_case(case: SpeedCase, script: str, batches: Sequence[int], rounds:
     for backend, factories in case.modes.items():
         memory: dict[str, dict[int, Memory]] = {}
         if rss:
-            for mode in factories:
+            for mode in (mode for mode in factories if mode != NULL):
                 spec = {**case.spec, "backend": backend, "mode": mode, "threads": torch.get_num_threads()}
                 memory[mode] = peaks_in_child(script, spec, batches)
         for batch in batches:
@@ -278,7 +298,7 @@ def run_speed_case(case: SpeedCase, script: str, batches: Sequence[int], rounds:
                        for mode, (_, count) in units.items()}
             timing = time_interleaved(units, rounds, repeats)
             rows.append(SpeedRow(case.name, batch, backend, timing,
-                                 {mode: memory[mode][batch] if memory else None for mode in factories}))
+                                 {mode: memory[mode][batch] if mode in memory else None for mode in factories}))
             print(speed_table(rows[-1:]).splitlines()[-1], flush=True)
     return rows
 
@@ -286,7 +306,7 @@ def run_speed_case(case: SpeedCase, script: str, batches: Sequence[int], rounds:
 def speed_headers(modes: Sequence[str]) -> list[str]:
     others = [mode for mode in modes if mode != "predict"]
     return (["model", "batch", "backend"] + [f"{mode} img/s" for mode in modes]
-            + [f"{mode}/predict" for mode in others] + [f"peak RSS MiB {mode}" for mode in modes])
+            + [f"{mode}/predict" for mode in others] + [f"peak RSS MiB {mode}" for mode in modes if mode != NULL])
 
 
 def speed_table(rows: Sequence[SpeedRow], with_header: bool = False, modes: Sequence[str] | None = None) -> str:
@@ -300,8 +320,9 @@ def speed_table(rows: Sequence[SpeedRow], with_header: bool = False, modes: Sequ
     for row in rows:
         speeds = [f"{row.timing.images_per_second(mode):.1f}" for mode in modes]
         ratios = [f"**{row.timing.ratio(mode, 'predict'):.3f}**" if mode == "explain"
+                  else f"{row.timing.ratio(mode, 'predict'):.3f}" if mode == NULL
                   else f"{row.timing.ratio(mode, 'predict'):.2f}" for mode in others]
-        memory = [str(row.memory[mode]) if row.memory[mode] else "-" for mode in modes]
+        memory = [str(row.memory[mode]) if row.memory[mode] else "-" for mode in modes if mode != NULL]
         cells.append([row.name, row.batch, row.backend, *speeds, *ratios, *memory])
     table = markdown_table(speed_headers(modes), cells)
     return table if with_header else "\n".join(table.splitlines()[2:])
@@ -352,3 +373,10 @@ def calibrate_batchnorm_(model: torch.nn.Module, size: int, seed: int = 0) -> No
     with torch.no_grad():
         model(torch.from_numpy(random_images(4, size, seed)))
     model.eval()
+
+
+def noise_line(rows: Sequence[SpeedRow]) -> str:
+    """How far this run's null/predict strayed from 1: differences of that size are the machine, not the code."""
+    nulls = [row.timing.ratio(NULL, "predict") for row in rows if NULL in row.timing.seconds]
+    return (f"noise floor (null/predict, predict against itself): {min(nulls):.3f}-{max(nulls):.3f}"
+            if nulls else "")

@@ -33,11 +33,12 @@ from _common import (
     calibrate_batchnorm_,
     export_and_load,
     header,
-    ir_factory,
+    ir_speed_modes,
     ir_work,
     markdown_table,
     max_grey_diff,
     maybe_run_rss_child,
+    noise_line,
     random_images,
     resolve,
     run_speed_case,
@@ -45,7 +46,7 @@ from _common import (
     speed_arguments,
     speed_table,
     swapped_explainer,
-    torch_factory,
+    torch_speed_modes,
     torch_work,
 )
 from otx_xai.explain.methods.recipro_cam import ReciproCAM
@@ -67,6 +68,11 @@ def build(name: str, size: int) -> ImageClassifier:
     model = ImageClassifier(LABELS, backbone=backbone, head=head or "torchvision")
     calibrate_batchnorm_(model, size)
     return model
+
+
+def has_linear_head(model: ImageClassifier) -> bool:
+    """Whether Recipro-CAM runs the model's head as one 1×1 convolution (a linear head)."""
+    return getattr(model.explainer, "_linear_head", (None,))[0] is not None
 
 
 def direct_explainer(model: ImageClassifier) -> ReciproCAM:
@@ -156,8 +162,7 @@ def main() -> None:
             irs = export_modes(model, args.size, f"{workdir}/{name.replace(':', '_')}")
             case = SpeedCase(
                 name=name,
-                modes={"torch": {mode: torch_factory(fn) for mode, fn in torch_modes(model).items()},
-                       "IR": {mode: ir_factory(ir) for mode, ir in irs.items()}},
+                modes={"torch": torch_speed_modes(torch_modes(model)), "IR": ir_speed_modes(irs)},
                 spec={"model": name, "size": args.size, "xml": {mode: str(ir.path) for mode, ir in irs.items()}},
             )
             if not rows:
@@ -172,10 +177,21 @@ def main() -> None:
     floors = [(row, row.timing.ratio("explain", "floor") if "floor" in row.timing.seconds else None) for row in rows]
     print("\nexplain/floor (what the exact algorithm's own arithmetic leaves to the implementation): "
           + ", ".join(f"{row.name} b{row.batch} {row.backend} {ratio:.3f}" for row, ratio in floors if ratio))
-    worst = max(row.timing.ratio("explain", "predict") for row in rows)
     worst_diff = max(max(check[3:]) for check in checks)
-    print(f"\nGoal explain/predict <= {GOAL}: worst {worst:.3f} -> {'met' if worst <= GOAL else 'NOT met'}; "
-          f"maps within 1 grey level: worst {worst_diff} -> {'met' if worst_diff <= 1 else 'NOT met'} "
+    print("\n" + noise_line(rows))
+    linear = [row for row in rows if has_linear_head(build(row.name, args.size))]
+    if linear:
+        worst = max(row.timing.ratio("explain", "predict") for row in linear)
+        print(f"Goal explain/predict <= {GOAL} (linear heads: {', '.join(sorted({row.name for row in linear}))}): "
+              f"worst {worst:.3f} -> {'met' if worst <= GOAL else 'NOT met'}")
+    mlp = [row for row in rows if row not in linear and "floor" in row.timing.seconds]
+    if mlp:
+        worst_floor = max(row.timing.ratio("explain", "floor") for row in mlp)
+        lowest = min(row.timing.ratio("floor", "predict") for row in mlp)
+        print(f"Deeper heads ({', '.join(sorted({row.name for row in mlp}))}) run at every position, so their floor "
+              f"alone is {lowest:.2f}x predict or more: explain/floor worst {worst_floor:.3f} -> "
+              f"{'met' if worst_floor <= GOAL else 'NOT met'} against the floor; explain/predict not reachable")
+    print(f"Maps within 1 grey level: worst {worst_diff} -> {'met' if worst_diff <= 1 else 'NOT met'} "
           f"(rounds={rounds}, {per_round} images per mode per round)")
 
 

@@ -71,7 +71,7 @@ Parts = tuple[nn.Module, Callable[[Tensor], Tensor], nn.Module]  # predict model
 def cnn_parts(size: int, max_chunk: int) -> Parts:
     model = NonGapClassifier()
     calibrate_batchnorm_(model, size)
-    explainer = ReciproCAM(model.head_on_feature_map, lambda logits: logits.softmax(-1), head_on_pooled=None,
+    explainer = ReciproCAM(model.head_on_feature_map, lambda logits, dim=-1: logits.softmax(dim), head_on_pooled=None,
                            max_chunk=max_chunk)
     return model, model.backbone, explainer
 

@@ -24,11 +24,12 @@ from _common import (
     Work,
     export_and_load,
     header,
-    ir_factory,
+    ir_speed_modes,
     ir_work,
     markdown_table,
     max_grey_diff,
     maybe_run_rss_child,
+    noise_line,
     random_images,
     resolve,
     run_speed_case,
@@ -36,7 +37,7 @@ from _common import (
     speed_arguments,
     speed_table,
     swapped_explainer,
-    torch_factory,
+    torch_speed_modes,
     torch_work,
 )
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAMDirect
@@ -113,8 +114,7 @@ def main() -> None:
         irs = export_modes(model, args.size, workdir)
         case = SpeedCase(
             name="DeiT-tiny-like",
-            modes={"torch": {mode: torch_factory(fn) for mode, fn in torch_modes(model).items()},
-                   "IR": {mode: ir_factory(ir) for mode, ir in irs.items()}},
+            modes={"torch": torch_speed_modes(torch_modes(model)), "IR": ir_speed_modes(irs)},
             spec={"size": args.size, "xml": {mode: str(ir.path) for mode, ir in irs.items()}},
             slow=frozenset({"direct"}),
         )
@@ -128,7 +128,8 @@ def main() -> None:
                           "IR fast vs torch direct"], checks))
     worst = max(row.timing.ratio("explain", "predict") for row in rows)
     worst_diff = max(max(check[2:]) for check in checks)
-    print(f"\nGoal explain/predict <= {GOAL}: worst {worst:.3f} -> {'met' if worst <= GOAL else 'NOT met'}; "
+    print("\n" + noise_line(rows))
+    print(f"Goal explain/predict <= {GOAL}: worst {worst:.3f} -> {'met' if worst <= GOAL else 'NOT met'}; "
           f"maps within 1 grey level: worst {worst_diff} -> {'met' if worst_diff <= 1 else 'NOT met'} "
           f"(rounds={rounds}, {per_round} images per mode per round, direct: one unit per round)")
 

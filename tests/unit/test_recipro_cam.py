@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from otx_xai.explain.methods.recipro_cam import ReciproCAM
+from otx_xai.explain.methods.recipro_cam import ReciproCAM, linear_layer
 from otx_xai.models.classification import ImageClassifier
 
 LABELS = ["circle", "square", "triangle"]
@@ -126,7 +126,7 @@ def test_masked_copy_path_equals_gap_fast_form(backbone: str, multilabel: bool) 
         feature_map = model.backbone(images(size=128))
         torch.testing.assert_close(direct.saliency(feature_map), fast.saliency(feature_map), rtol=1e-5, atol=1e-6)
         assert (direct(feature_map).int() - fast(feature_map).int()).abs().max() <= 1
-        assert torch.equal(fast(feature_map), model.explainer(feature_map))
+        assert (fast(feature_map).int() - model.explainer(feature_map).int()).abs().max() <= 1
 
 
 @pytest.mark.parametrize("fast", [False, True], ids=["masked_copies", "gap_fast_form"])
@@ -195,3 +195,39 @@ def test_head_choice_is_checked() -> None:
         ImageClassifier(LABELS, backbone="resnet18", head="mlp")
     with pytest.raises(ValueError, match="head 'linear' needs a network cut at its last feature map"):
         ImageClassifier(LABELS, backbone="shufflenet_v2_x0_5", head="linear")
+
+
+@pytest.mark.parametrize(("backbone", "head"), [("resnet18", "torchvision"), ("efficientnet_b0", "torchvision"),
+                                                ("mobilenet_v3_small", "linear")])
+def test_linear_head_convolution_form_equals_the_pooled_vector_form(backbone: str, head: str) -> None:
+    """A linear head's scores over all positions as one 1×1 convolution == the head on each pooled vector."""
+    model = copy.deepcopy(make_classifier(backbone, multilabel=False, trained=True, head=head)).double()
+    assert model.explainer._linear_head[0] is model.head, "the model's own linear head takes the conv form"
+    with torch.no_grad():
+        feature_map = model.backbone(images(size=128).double())
+        conv_form = model.explainer.saliency(feature_map)
+        vector_form = recipro(model, fast=True).saliency(feature_map)
+    torch.testing.assert_close(conv_form, vector_form, rtol=0, atol=1e-12)
+
+
+def test_conv_form_is_skipped_while_head_dropout_is_active() -> None:
+    """efficientnet's head is Dropout + Linear: in training mode the dropout must act, so the vector form runs."""
+    model = copy.deepcopy(make_classifier("efficientnet_b0", multilabel=False, trained=False))
+    with torch.no_grad():
+        feature_map = model.backbone.eval()(images(size=64))
+        model.train()
+        torch.manual_seed(0)
+        trained_mode = model.explainer.saliency(feature_map)
+        torch.manual_seed(0)
+        vector_form = recipro(model, fast=True).saliency(feature_map)
+    torch.testing.assert_close(trained_mode, vector_form)
+
+
+def test_linear_layer_finds_one_linear_after_dropout_only() -> None:
+    linear = torch.nn.Linear(4, 2)
+    assert linear_layer(linear) is linear
+    assert linear_layer(torch.nn.Sequential(torch.nn.Dropout(0.2), linear)) is linear
+    assert linear_layer(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), linear)) is None
+    assert linear_layer(torch.nn.Sequential(linear, torch.nn.Dropout(0.2))) is None
+    with pytest.raises(ValueError, match=r"linear_head must be one nn\.Linear"):
+        ReciproCAM(lambda x: x, torch.sigmoid, linear_head=torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()))

@@ -10,15 +10,15 @@ from torch import Tensor, nn
 
 from otx_xai.explain.methods.activation_map import ActivationMap
 from otx_xai.explain.methods.base import ExplainAlgo
-from otx_xai.explain.methods.recipro_cam import ReciproCAM
+from otx_xai.explain.methods.recipro_cam import ReciproCAM, linear_layer
 from otx_xai.explain.select import choose_method
 from otx_xai.models.backbones import FeatureTap, _replace_last_linear, build_torchvision, split_cnn, with_linear_head
 from otx_xai.models.base import ExplainableModel, batch_images
 
 
-def class_scores(logits: Tensor, multilabel: bool) -> Tensor:
-    """Scores a classifier reports: sigmoid per label (multilabel) or softmax over labels."""
-    return torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=-1)
+def class_scores(logits: Tensor, multilabel: bool, dim: int = -1) -> Tensor:
+    """Scores a classifier reports: sigmoid per label (multilabel) or softmax over labels (``dim``)."""
+    return torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=dim)
 
 
 class ClassifierModel(ExplainableModel):
@@ -35,8 +35,8 @@ class ClassifierModel(ExplainableModel):
         self.multilabel = multilabel
         self.lr = lr
 
-    def _scores(self, logits: Tensor) -> Tensor:
-        return class_scores(logits, self.multilabel)
+    def _scores(self, logits: Tensor, dim: int = -1) -> Tensor:
+        return class_scores(logits, self.multilabel, dim)
 
     def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         if self.multilabel:
@@ -110,10 +110,12 @@ class ImageClassifier(ClassifierModel):
         else:
             self.backbone, self.neck_head, self._pooled_head = parts.backbone, parts.neck_head, parts.head
         if self.explain_method == ReciproCAM.name:
+            linear = parts.head is not None and linear_layer(parts.head) is not None
             self.explainer: ExplainAlgo = ReciproCAM(
                 head_on_feature_map=self._head_on_feature_map,
                 head_on_pooled=self._head_on_pooled if parts.head is not None else None,
                 score_fn=self._scores,
+                linear_head=parts.head if linear else None,
             )
         else:
             self.explainer = ActivationMap()
@@ -131,23 +133,30 @@ class ImageClassifier(ClassifierModel):
     def _head_on_feature_map(self, feature_map: Tensor) -> Tensor:
         return self.neck_head(feature_map)
 
-    def _logits_and_feature_map(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        if hasattr(self, "tap"):
-            return self.tap(images)
-        feature_map = self.backbone(images)
-        return self._head_on_feature_map(feature_map), feature_map
-
     def forward(self, images: Tensor) -> Tensor:
-        return self._logits_and_feature_map(images)[0]
+        if hasattr(self, "tap"):
+            return self.tap(images)[0]
+        return self._head_on_feature_map(self.backbone(images))
+
+    def _logits_vector_and_feature_map(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Logits (the same as ``forward``'s), the feature vector and the feature map of one pass."""
+        if hasattr(self, "tap"):
+            logits, feature_map = self.tap(images)
+            return logits, feature_map.mean(dim=(2, 3)), feature_map
+        feature_map = self.backbone(images)
+        if self._pooled_head is not None:  # GAP neck: pool once, for the logits and the feature vector
+            pooled = feature_map.mean(dim=(2, 3))  # what neck_head's GlobalAveragePool computes
+            return self._pooled_head(pooled), pooled, feature_map
+        return self._head_on_feature_map(feature_map), feature_map.mean(dim=(2, 3)), feature_map
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
-        logits, feature_map = self._logits_and_feature_map(images)
+        logits, feature_vector, feature_map = self._logits_vector_and_feature_map(images)
         saliency = self.explainer(feature_map)
         if saliency.shape[1] == 1:  # class-agnostic: the same map for every class channel
             saliency = saliency.expand(-1, len(self.label_names), -1, -1)
         return {
             "logits": logits,
-            "feature_vector": feature_map.mean(dim=(2, 3)),
+            "feature_vector": feature_vector,
             "saliency_map": saliency,
             "feature_map": feature_map,
         }

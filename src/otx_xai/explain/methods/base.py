@@ -14,11 +14,11 @@ def normalize_map(saliency: Tensor) -> Tensor:
     Rounds to the nearest grey level before the cast, so torch and OpenVINO (whose float→int
     conversions differ) give the same integers. A constant map becomes all zeros.
     """
-    flat = saliency.flatten(2).float()
-    low = flat.amin(dim=-1, keepdim=True)  # amin/amax: plain reductions (min/max also find indices)
-    high = flat.amax(dim=-1, keepdim=True)
-    scaled = (flat - low) / (high - low).clamp_min(1e-30) * 255.0  # exact: an additive eps squashes tiny ranges
-    return torch.floor(scaled + 0.5).clamp(0.0, 255.0).to(torch.uint8).view_as(saliency)
+    saliency = saliency.float()
+    low = saliency.amin(dim=(-2, -1), keepdim=True)  # plain reductions over (h, w): no reshapes in an IR
+    high = saliency.amax(dim=(-2, -1), keepdim=True)
+    scaled = (saliency - low) / (high - low).clamp_min(1e-30) * 255.0  # exact: an additive eps squashes tiny ranges
+    return torch.floor(scaled + 0.5).clamp(0.0, 255.0).to(torch.uint8)
 
 
 class ExplainAlgo(nn.Module, ABC):

@@ -3,7 +3,9 @@
 For a feature map f (C', h, w) build h·w copies, copy k keeping only spatial position k; the score of
 class c on copy k, after the model's own neck and head, is the saliency of position k for class c.
 When the neck is global average pooling, copy k pools to f[:, k] / (h·w), so the copies never need
-to be materialized: the head runs on h·w vectors per image instead.
+to be materialized: the head runs on h·w vectors per image instead. When that head is one linear layer
+(W, b), the scores of every position are one 1×1 convolution of the feature map, W/(h·w) and bias b:
+no vectors are gathered at all, and the map comes out in its final (B, K, h, w) layout.
 """
 
 from __future__ import annotations
@@ -11,11 +13,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from otx_xai.explain.methods.base import ExplainAlgo
 
 HeadFn = Callable[[Tensor], Tensor]
+ScoreFn = Callable[..., Tensor]  # score_fn(logits, dim=-1): the model's score activation over the class dim
+
+
+def linear_layer(head: nn.Module) -> nn.Linear | None:
+    """The Linear a head consists of (alone, or after Dropout/Identity layers), else None."""
+    if isinstance(head, nn.Linear):
+        return head
+    layers = list(head.children()) if isinstance(head, nn.Sequential) else []
+    linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
+    others_pass = all(isinstance(layer, nn.Linear | nn.Dropout | nn.Identity) for layer in layers)
+    return linears[0] if len(linears) == 1 and others_pass and layers[-1] is linears[0] else None
 
 
 class ReciproCAM(ExplainAlgo):
@@ -25,8 +39,11 @@ class ReciproCAM(ExplainAlgo):
         head_on_feature_map: neck + head, (N, C', h, w) → logits (N, K).
         head_on_pooled: head alone on pooled vectors (N, C') → logits (N, K), given when the neck is
             global average pooling; enables the exact fast form.
-        score_fn: the model's score activation (softmax for multiclass, sigmoid for multilabel).
+        score_fn: the model's score activation (softmax for multiclass, sigmoid for multilabel), called
+            as ``score_fn(logits, dim=...)`` with the class dim.
         max_chunk: most masked copies (or pooled vectors) evaluated at once; bounds peak memory.
+        linear_head: the head module when ``head_on_pooled`` is one linear layer (``linear_layer`` finds
+            it, after dropout too): the 1×1-convolution form, used whenever no dropout in it is active.
     """
 
     name = "ReciproCAM"
@@ -37,24 +54,33 @@ class ReciproCAM(ExplainAlgo):
         score_fn: HeadFn,
         head_on_pooled: HeadFn | None = None,
         max_chunk: int = 4096,
+        linear_head: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self._head_on_feature_map = head_on_feature_map
         self._head_on_pooled = head_on_pooled
         self._score_fn = score_fn
         self.max_chunk = max_chunk
+        if linear_head is not None and linear_layer(linear_head) is None:
+            raise ValueError("linear_head must be one nn.Linear, alone or after Dropout/Identity layers")
+        self._linear_head = (linear_head,)  # a plain tuple: not a submodule, no duplicate state-dict keys
 
     def saliency(self, feature_map: Tensor) -> Tensor:
         batch, channels, height, width = feature_map.shape
-        positions = height * width
+        positions = int(height) * int(width)  # a constant when traced: an IR's input size is fixed
+        head = self._linear_head[0]
+        if head is not None and not any(isinstance(m, nn.Dropout) and m.training and m.p for m in head.modules()):
+            linear = linear_layer(head)
+            logits = F.conv2d(feature_map, (linear.weight / positions)[:, :, None, None], linear.bias)
+            return self._score_fn(logits, dim=1)  # (B, K, h, w)
         if self._head_on_pooled is not None:
             pooled = feature_map.flatten(2).transpose(1, 2) / positions  # (B, h·w, C')
             rows = pooled.reshape(-1, channels)
             if rows.shape[0] <= self.max_chunk:  # always so when traced with one image
-                scores = self._score_fn(self._head_on_pooled(rows))
+                scores = self._score_fn(self._head_on_pooled(rows), dim=-1)
             else:
                 chunks = torch.split(rows, self.max_chunk)
-                scores = torch.cat([self._score_fn(self._head_on_pooled(chunk)) for chunk in chunks])
+                scores = torch.cat([self._score_fn(self._head_on_pooled(chunk), dim=-1) for chunk in chunks])
             scores = scores.view(batch, positions, -1)
         else:
             scores = self._masked_copy_scores(feature_map)
@@ -71,5 +97,5 @@ class ReciproCAM(ExplainAlgo):
         for start in range(0, positions, step):
             copies = feature_map.unsqueeze(1) * masks[start : start + step]  # (B, n, C', h, w)
             logits = self._head_on_feature_map(copies.flatten(0, 1))
-            per_chunk.append(self._score_fn(logits).view(batch, copies.shape[1], -1))
+            per_chunk.append(self._score_fn(logits, dim=-1).view(batch, copies.shape[1], -1))
         return torch.cat(per_chunk, dim=1)
