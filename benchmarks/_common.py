@@ -142,6 +142,10 @@ def peaks_in_child(script: str, spec: dict, batches: Sequence[int]) -> dict[int,
     ordered = sorted(batches)
     argv = [sys.executable, script, RSS_CHILD_FLAG, json.dumps({**spec, "batches": ordered})]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode < 0:  # killed by a signal: OpenVINO's CPU plugin has, rarely, segfaulted here on masked-copy IRs
+        print(f"peak RSS child of {spec.get('backend')} {spec.get('mode')} died by signal {-done.returncode}; "
+              "running it once more", file=sys.stderr, flush=True)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"peak RSS child failed: {shlex.join(argv)}\n{done.stderr[-3000:]}")
     loaded, *peaks = json.loads(done.stdout.strip().splitlines()[-1])

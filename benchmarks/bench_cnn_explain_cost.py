@@ -71,8 +71,8 @@ def build(name: str, size: int) -> ImageClassifier:
 
 
 def has_linear_head(model: ImageClassifier) -> bool:
-    """Whether Recipro-CAM runs the model's head as one 1×1 convolution (a linear head)."""
-    return getattr(model.explainer, "_linear_head", (None,))[0] is not None
+    """Whether the model's head is one linear layer (after dropout, maybe): Recipro-CAM's arithmetic is then nil."""
+    return model._pooled_head is not None and sum(isinstance(m, torch.nn.Linear) for m in model.head.modules()) == 1
 
 
 def direct_explainer(model: ImageClassifier) -> ReciproCAM:

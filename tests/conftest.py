@@ -20,10 +20,17 @@ import openvino as ov
 import pytest
 import torch
 import yaml
+from hypothesis import settings
 
 from otx_xai import Engine
 from otx_xai.data.shapes import make_classification_shapes
 from otx_xai.openvino.metadata import read_metadata
+
+# The suite's fuzz tests draw the same examples on every run ("ci", the default), so a run's verdict does not
+# depend on luck; `HYPOTHESIS_PROFILE=explore pytest tests/unit/test_fuzz.py` draws new ones to hunt for bugs.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes" / "classification"

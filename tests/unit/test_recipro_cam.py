@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from otx_xai.explain.methods.recipro_cam import ReciproCAM, linear_layer
+from otx_xai.explain.methods.recipro_cam import ReciproCAM, pointwise_layers
 from otx_xai.models.classification import ImageClassifier
 
 LABELS = ["circle", "square", "triangle"]
@@ -197,12 +197,19 @@ def test_head_choice_is_checked() -> None:
         ImageClassifier(LABELS, backbone="shufflenet_v2_x0_5", head="linear")
 
 
-@pytest.mark.parametrize(("backbone", "head"), [("resnet18", "torchvision"), ("efficientnet_b0", "torchvision"),
-                                                ("mobilenet_v3_small", "linear")])
-def test_linear_head_convolution_form_equals_the_pooled_vector_form(backbone: str, head: str) -> None:
-    """A linear head's scores over all positions as one 1×1 convolution == the head on each pooled vector."""
+POINTWISE_HEADS = [("resnet18", "torchvision"), ("efficientnet_b0", "torchvision"), ("mobilenet_v3_small", "linear"),
+                   ("mobilenet_v3_small", "torchvision")]
+
+
+@pytest.mark.parametrize(("backbone", "head"), POINTWISE_HEADS)
+@pytest.mark.parametrize("max_chunk", [4096, 20], ids=["whole", "chunked"])
+def test_pointwise_head_convolution_form_equals_the_pooled_vector_form(backbone: str, head: str,
+                                                                        max_chunk: int) -> None:
+    """A head of linear layers and activations run on all positions as 1×1 convolutions == the head on each
+    pooled vector (a linear head; mobilenet_v3's Linear-Hardswish-Dropout-Linear MLP)."""
     model = copy.deepcopy(make_classifier(backbone, multilabel=False, trained=True, head=head)).double()
-    assert model.explainer._linear_head[0] is model.head, "the model's own linear head takes the conv form"
+    assert model.explainer._pointwise_head[0] is model.head, "the model's own head takes the conv form"
+    model.explainer.max_chunk = max_chunk  # 20 < 16 positions × 2 images: one image at a time
     with torch.no_grad():
         feature_map = model.backbone(images(size=128).double())
         conv_form = model.explainer.saliency(feature_map)
@@ -223,11 +230,12 @@ def test_conv_form_is_skipped_while_head_dropout_is_active() -> None:
     torch.testing.assert_close(trained_mode, vector_form)
 
 
-def test_linear_layer_finds_one_linear_after_dropout_only() -> None:
-    linear = torch.nn.Linear(4, 2)
-    assert linear_layer(linear) is linear
-    assert linear_layer(torch.nn.Sequential(torch.nn.Dropout(0.2), linear)) is linear
-    assert linear_layer(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), linear)) is None
-    assert linear_layer(torch.nn.Sequential(linear, torch.nn.Dropout(0.2))) is None
-    with pytest.raises(ValueError, match=r"linear_head must be one nn\.Linear"):
-        ReciproCAM(lambda x: x, torch.sigmoid, linear_head=torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()))
+def test_pointwise_layers_accepts_linear_layers_and_elementwise_modules_only() -> None:
+    linear, hidden = torch.nn.Linear(4, 2), torch.nn.Linear(4, 4)
+    assert pointwise_layers(linear) == [linear]
+    assert pointwise_layers(torch.nn.Sequential(torch.nn.Dropout(0.2), linear)) is not None
+    assert pointwise_layers(torch.nn.Sequential(hidden, torch.nn.Hardswish(), torch.nn.Dropout(), linear)) is not None
+    assert pointwise_layers(torch.nn.Sequential(linear, torch.nn.Dropout(0.2))) is None, "must end in a Linear"
+    assert pointwise_layers(torch.nn.Sequential(hidden, torch.nn.BatchNorm1d(4), linear)) is None, "not element-wise"
+    with pytest.raises(ValueError, match="pointwise_head must be Linear layers"):
+        ReciproCAM(lambda x: x, torch.sigmoid, pointwise_head=torch.nn.Sequential(hidden, torch.nn.ReLU()))

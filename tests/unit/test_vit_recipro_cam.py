@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from otx_xai.explain.methods.base import normalize_map
+from otx_xai.explain.methods.vit_cls_row import block_inputs
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM, ViTReciproCAMDirect, copy_masks, kept_slots
 from otx_xai.models.classification import class_scores
 from otx_xai.models.vit import VisionTransformerClassifier
@@ -138,6 +139,19 @@ def test_fast_form_takes_images_max_chunk_copies_at_a_time(max_chunk: int, chunk
     with torch.no_grad():
         torch.testing.assert_close(chunked.saliency(tokens), whole.saliency(tokens), atol=1e-12, rtol=0)
     assert seen == chunk_sizes, "at most max(1, max_chunk // 16) images (16 copies each) at once"
+
+
+def test_chunks_of_given_block_inputs_equal_the_whole_batch() -> None:
+    """forward_explain hands the prediction's own block inputs over; chunks of them give the same maps."""
+    model = make_model(trained=True).double()
+    tokens = tokens_of(model, batch=5)
+    inputs = block_inputs(model.vit.encoder.layers[-1], tokens)
+    whole = ViTReciproCAM.from_vit(model.vit, model._scores)
+    chunked = ViTReciproCAM.from_vit(model.vit, model._scores, max_chunk=40)  # 2 images of 16 copies
+    with torch.no_grad():
+        expected = whole.saliency(tokens)
+        torch.testing.assert_close(whole.saliency(tokens, inputs), expected, atol=0, rtol=0)
+        torch.testing.assert_close(chunked.saliency(tokens, inputs), expected, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize(("image_size", "grid"), [(8, 1), (16, 2), (24, 3)])

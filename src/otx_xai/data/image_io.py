@@ -27,7 +27,11 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"cannot read {path}: {error.strerror or error}") from None
     if data.size == 0:
         raise ImageReadError(f"cannot read {path}: the file is empty")
-    image = cv2.imdecode(data, _decode_flag(data))
+    try:
+        image = cv2.imdecode(data, _decode_flag(data))
+    except cv2.error as error:  # e.g. a header claiming a size beyond OpenCV's limits
+        raise ImageReadError(f"cannot read {path}: not a decodable image ({getattr(error, 'err', 'rejected')})") \
+            from None
     if image is None:
         raise ImageReadError(f"cannot read {path}: not a decodable image")
     if image.shape[0] * image.shape[1] > MAX_DECODED_PIXELS:

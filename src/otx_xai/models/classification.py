@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from otx_xai.explain.methods.activation_map import ActivationMap
 from otx_xai.explain.methods.base import ExplainAlgo
-from otx_xai.explain.methods.recipro_cam import ReciproCAM, linear_layer
+from otx_xai.explain.methods.recipro_cam import ReciproCAM, pointwise_layers
 from otx_xai.explain.select import choose_method
 from otx_xai.models.backbones import FeatureTap, _replace_last_linear, build_torchvision, split_cnn, with_linear_head
 from otx_xai.models.base import ExplainableModel, batch_images
@@ -110,12 +110,12 @@ class ImageClassifier(ClassifierModel):
         else:
             self.backbone, self.neck_head, self._pooled_head = parts.backbone, parts.neck_head, parts.head
         if self.explain_method == ReciproCAM.name:
-            linear = parts.head is not None and linear_layer(parts.head) is not None
+            pointwise = parts.head is not None and pointwise_layers(parts.head) is not None
             self.explainer: ExplainAlgo = ReciproCAM(
                 head_on_feature_map=self._head_on_feature_map,
                 head_on_pooled=self._head_on_pooled if parts.head is not None else None,
                 score_fn=self._scores,
-                linear_head=parts.head if linear else None,
+                pointwise_head=parts.head if pointwise else None,
             )
         else:
             self.explainer = ActivationMap()

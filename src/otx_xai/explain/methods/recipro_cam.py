@@ -3,9 +3,11 @@
 For a feature map f (C', h, w) build h·w copies, copy k keeping only spatial position k; the score of
 class c on copy k, after the model's own neck and head, is the saliency of position k for class c.
 When the neck is global average pooling, copy k pools to f[:, k] / (h·w), so the copies never need
-to be materialized: the head runs on h·w vectors per image instead. When that head is one linear layer
-(W, b), the scores of every position are one 1×1 convolution of the feature map, W/(h·w) and bias b:
-no vectors are gathered at all, and the map comes out in its final (B, K, h, w) layout.
+to be materialized: the head runs on h·w vectors per image instead. When that head is made of linear
+layers and element-wise activations (a linear head, or an MLP like mobilenet_v3's), it runs on every
+position at once as 1×1 convolutions of the feature map — the first with W/(h·w) — so no vectors are
+gathered and the map comes out in its final (B, K, h, w) layout; a single linear layer then costs next
+to nothing.
 """
 
 from __future__ import annotations
@@ -22,14 +24,28 @@ HeadFn = Callable[[Tensor], Tensor]
 ScoreFn = Callable[..., Tensor]  # score_fn(logits, dim=-1): the model's score activation over the class dim
 
 
-def linear_layer(head: nn.Module) -> nn.Linear | None:
-    """The Linear a head consists of (alone, or after Dropout/Identity layers), else None."""
-    if isinstance(head, nn.Linear):
-        return head
-    layers = list(head.children()) if isinstance(head, nn.Sequential) else []
-    linears = [layer for layer in layers if isinstance(layer, nn.Linear)]
-    others_pass = all(isinstance(layer, nn.Linear | nn.Dropout | nn.Identity) for layer in layers)
-    return linears[0] if len(linears) == 1 and others_pass and layers[-1] is linears[0] else None
+ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid,
+               nn.Sigmoid, nn.Tanh, nn.Identity, nn.Dropout)
+
+
+def pointwise_layers(head: nn.Module) -> list[nn.Module] | None:
+    """The layers of a head made of Linear layers and element-wise modules (ending in a Linear), else None."""
+    layers = list(head.children()) if isinstance(head, nn.Sequential) else [head]
+    if not layers or not isinstance(layers[-1], nn.Linear):
+        return None
+    return layers if all(isinstance(layer, (nn.Linear, *ELEMENTWISE)) for layer in layers) else None
+
+
+def _pointwise_logits(layers: list[nn.Module], feature_map: Tensor, positions: int) -> Tensor:
+    """The head on every position's pooled vector f[:, k]/(h·w) at once: (B, C', h, w) → (B, K, h, w)."""
+    x, scale = feature_map, 1.0 / positions
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            x = F.conv2d(x, (layer.weight * scale)[:, :, None, None], layer.bias)
+            scale = 1.0
+        elif not isinstance(layer, nn.Dropout | nn.Identity):  # dropout: only used while none is active
+            x = layer(x)
+    return x
 
 
 class ReciproCAM(ExplainAlgo):
@@ -42,8 +58,8 @@ class ReciproCAM(ExplainAlgo):
         score_fn: the model's score activation (softmax for multiclass, sigmoid for multilabel), called
             as ``score_fn(logits, dim=...)`` with the class dim.
         max_chunk: most masked copies (or pooled vectors) evaluated at once; bounds peak memory.
-        linear_head: the head module when ``head_on_pooled`` is one linear layer (``linear_layer`` finds
-            it, after dropout too): the 1×1-convolution form, used whenever no dropout in it is active.
+        pointwise_head: the head module when ``head_on_pooled`` is Linear layers and element-wise modules
+            (``pointwise_layers``): the 1×1-convolution form, used whenever no dropout in it is active.
     """
 
     name = "ReciproCAM"
@@ -54,25 +70,28 @@ class ReciproCAM(ExplainAlgo):
         score_fn: HeadFn,
         head_on_pooled: HeadFn | None = None,
         max_chunk: int = 4096,
-        linear_head: nn.Module | None = None,
+        pointwise_head: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self._head_on_feature_map = head_on_feature_map
         self._head_on_pooled = head_on_pooled
         self._score_fn = score_fn
         self.max_chunk = max_chunk
-        if linear_head is not None and linear_layer(linear_head) is None:
-            raise ValueError("linear_head must be one nn.Linear, alone or after Dropout/Identity layers")
-        self._linear_head = (linear_head,)  # a plain tuple: not a submodule, no duplicate state-dict keys
+        if pointwise_head is not None and pointwise_layers(pointwise_head) is None:
+            raise ValueError("pointwise_head must be Linear layers and element-wise modules, ending in a Linear")
+        self._pointwise_head = (pointwise_head,)  # a plain tuple: not a submodule, no duplicate state-dict keys
 
     def saliency(self, feature_map: Tensor) -> Tensor:
         batch, channels, height, width = feature_map.shape
         positions = int(height) * int(width)  # a constant when traced: an IR's input size is fixed
-        head = self._linear_head[0]
+        head = self._pointwise_head[0]
         if head is not None and not any(isinstance(m, nn.Dropout) and m.training and m.p for m in head.modules()):
-            linear = linear_layer(head)
-            logits = F.conv2d(feature_map, (linear.weight / positions)[:, :, None, None], linear.bias)
-            return self._score_fn(logits, dim=1)  # (B, K, h, w)
+            layers = pointwise_layers(head)
+            images = max(1, self.max_chunk // positions)
+            if batch <= images:  # always so when traced with one image
+                return self._score_fn(_pointwise_logits(layers, feature_map, positions), dim=1)  # (B, K, h, w)
+            chunks = feature_map.split(images)
+            return torch.cat([self._score_fn(_pointwise_logits(layers, chunk, positions), dim=1) for chunk in chunks])
         if self._head_on_pooled is not None:
             pooled = feature_map.flatten(2).transpose(1, 2) / positions  # (B, h·w, C')
             rows = pooled.reshape(-1, channels)

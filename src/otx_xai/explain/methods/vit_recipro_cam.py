@@ -251,13 +251,19 @@ class ViTReciproCAM(_ViTReciproCAMBase):
 
     def _copy_scores(self, tokens: Tensor, grid: int, inputs: BlockInputs | None) -> Tensor:
         block = self._parts[0]
-        inputs = inputs if inputs is not None else block_inputs(block, tokens)
         slots = kept_slots(grid, self.use_gaussian, tokens.dtype, tokens.device)
         images_per_chunk = max(1, self.max_chunk // (grid * grid))
-        if inputs.batch <= images_per_chunk:  # always so when traced with one image
-            return self._image_chunk_scores(inputs, slots)
-        starts = range(0, inputs.batch, images_per_chunk)
-        return torch.cat([self._image_chunk_scores(inputs.images(i, i + images_per_chunk), slots) for i in starts])
+        starts = range(0, tokens.shape[0], images_per_chunk)
+
+        def chunk_inputs(start: int) -> BlockInputs:  # the caller's projections, else this chunk's own
+            stop = start + images_per_chunk
+            if inputs is None:
+                return block_inputs(block, tokens[start:stop])
+            return inputs if len(starts) == 1 else inputs.images(start, stop)
+
+        if len(starts) == 1:  # always so when traced with one image
+            return self._image_chunk_scores(chunk_inputs(0), slots)
+        return torch.cat([self._image_chunk_scores(chunk_inputs(start), slots) for start in starts])
 
     def _image_chunk_scores(self, inputs: BlockInputs, slots: KeptSlots) -> Tensor:
         """Scores (n, N, K) of every copy of n images."""
