@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import datetime
 import gc
+import itertools
 import json
 import os
 import platform
@@ -239,10 +240,16 @@ def torch_factory(fn: Callable[[torch.Tensor], object]) -> WorkFactory:
 IR_BATCHES_PER_REQUEST = 2  # per unit: requests refill while the others run, as in a real run
 
 
-def ir_factory(ir: IRModel) -> WorkFactory:
-    """Unit: two batches per infer request, all requests in flight (2 on 2 cores), so every core works."""
-    batches = IR_BATCHES_PER_REQUEST * ir.num_requests
-    return lambda images: (ir_work(ir, images, batches), batches * len(images))
+def ir_factory(irs: Sequence[IRModel]) -> WorkFactory:
+    """Unit: two batches per infer request, all requests in flight (2 on 2 cores), so every core works;
+    successive units take the compiled copies of the mode in turn."""
+    batches = IR_BATCHES_PER_REQUEST * irs[0].num_requests
+
+    def factory(images: np.ndarray) -> Unit:
+        works = itertools.cycle([ir_work(ir, images, batches) for ir in irs])
+        return (lambda: next(works)()), batches * len(images)
+
+    return factory
 
 
 NULL = "null"  # predict timed a second time as if it were another mode: null/predict is the run's noise floor
@@ -253,12 +260,24 @@ def torch_speed_modes(fns: dict[str, Callable[[torch.Tensor], object]]) -> dict[
     return {mode: torch_factory(fn) for mode, fn in fns.items()} | {NULL: torch_factory(fns["predict"])}
 
 
-def ir_speed_modes(irs: dict[str, IRModel]) -> dict[str, WorkFactory]:
-    """Timed units of each IR mode, plus ``null``: the predict IR compiled once more, after all the others
-    (a compiled model's speed depends a little on when it was compiled and where its memory landed)."""
-    predict = irs["predict"]
-    null = IRModel(predict.path, precision=predict.precision, num_requests=predict.num_requests)
-    return {mode: ir_factory(ir) for mode, ir in irs.items()} | {NULL: ir_factory(null)}
+IR_COPIES = 3  # compiled copies per IR mode: units rotate through them
+
+
+def ir_speed_modes(irs: dict[str, IRModel], slow: frozenset[str] = frozenset()) -> dict[str, WorkFactory]:
+    """Timed units of each IR mode, plus ``null``: the predict IR again, as a mode of its own.
+
+    A compiled model's speed depends on when it was compiled and where its memory landed (here up to
+    ±5 % between copies of one IR), so each mode is compiled ``IR_COPIES`` times, the modes taking turns
+    (predict, explain, …, null, predict, …), and its units rotate through the copies; ``slow`` modes get one.
+    """
+    paths = {mode: ir.path for mode, ir in irs.items()} | {NULL: irs["predict"].path}
+    first = next(iter(irs.values()))
+    copies: dict[str, list[IRModel]] = {mode: [] for mode in paths}
+    for index in range(IR_COPIES):
+        for mode, path in paths.items():
+            if index == 0 or mode not in slow:
+                copies[mode].append(IRModel(path, precision=first.precision, num_requests=first.num_requests))
+    return {mode: ir_factory(models) for mode, models in copies.items()}
 
 
 @dataclass

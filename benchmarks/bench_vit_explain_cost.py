@@ -114,7 +114,8 @@ def main() -> None:
         irs = export_modes(model, args.size, workdir)
         case = SpeedCase(
             name="DeiT-tiny-like",
-            modes={"torch": torch_speed_modes(torch_modes(model)), "IR": ir_speed_modes(irs)},
+            modes={"torch": torch_speed_modes(torch_modes(model)),
+                   "IR": ir_speed_modes(irs, slow=frozenset({"direct"}))},
             spec={"size": args.size, "xml": {mode: str(ir.path) for mode, ir in irs.items()}},
             slow=frozenset({"direct"}),
         )
