@@ -403,3 +403,13 @@ def noise_line(rows: Sequence[SpeedRow]) -> str:
     nulls = [row.timing.ratio(NULL, "predict") for row in rows if NULL in row.timing.seconds]
     return (f"noise floor (null/predict, predict against itself): {min(nulls):.3f}-{max(nulls):.3f}"
             if nulls else "")
+
+
+def goal_verdict(worst: float, goal: float, rows: Sequence[SpeedRow]) -> str:
+    """``met`` / ``NOT met`` for the worst ratio, saying so when predict timed against itself strayed as far."""
+    if worst <= goal:
+        return "met"
+    nulls = [row.timing.ratio(NULL, "predict") for row in rows if NULL in row.timing.seconds]
+    if nulls and worst <= max(nulls):
+        return f"NOT met by the figure, but inside this run's noise (null/predict reached {max(nulls):.3f})"
+    return "NOT met"

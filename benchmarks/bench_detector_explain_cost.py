@@ -25,6 +25,7 @@ from _common import (
     Work,
     calibrate_batchnorm_,
     export_and_load,
+    goal_verdict,
     header,
     ir_speed_modes,
     ir_work,
@@ -118,7 +119,7 @@ def main() -> None:
                           "predict boxes == explain boxes"], checks))
     worst = max(row.timing.ratio("explain", "predict") for row in rows)
     print("\n" + noise_line(rows))
-    print(f"Goal explain/predict <= {GOAL}: worst {worst:.3f} -> {'met' if worst <= GOAL else 'NOT met'} "
+    print(f"Goal explain/predict <= {GOAL}: worst {worst:.3f} -> {goal_verdict(worst, GOAL, rows)} "
           f"(rounds={rounds}, {per_round} images per mode per round)")
 
 

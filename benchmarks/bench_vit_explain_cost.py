@@ -23,6 +23,7 @@ from _common import (
     SpeedCase,
     Work,
     export_and_load,
+    goal_verdict,
     header,
     ir_speed_modes,
     ir_work,
@@ -130,7 +131,7 @@ def main() -> None:
     worst = max(row.timing.ratio("explain", "predict") for row in rows)
     worst_diff = max(max(check[2:]) for check in checks)
     print("\n" + noise_line(rows))
-    print(f"Goal explain/predict <= {GOAL}: worst {worst:.3f} -> {'met' if worst <= GOAL else 'NOT met'}; "
+    print(f"Goal explain/predict <= {GOAL}: worst {worst:.3f} -> {goal_verdict(worst, GOAL, rows)}; "
           f"maps within 1 grey level: worst {worst_diff} -> {'met' if worst_diff <= 1 else 'NOT met'} "
           f"(rounds={rounds}, {per_round} images per mode per round, direct: one unit per round)")
 
