@@ -398,9 +398,14 @@ def calibrate_batchnorm_(model: torch.nn.Module, size: int, seed: int = 0) -> No
     model.eval()
 
 
+def null_ratios(rows: Sequence[SpeedRow]) -> list[float]:
+    """null/predict of every row that timed the null mode."""
+    return [row.timing.ratio(NULL, "predict") for row in rows if NULL in row.timing.seconds]
+
+
 def noise_line(rows: Sequence[SpeedRow]) -> str:
     """How far this run's null/predict strayed from 1: differences of that size are the machine, not the code."""
-    nulls = [row.timing.ratio(NULL, "predict") for row in rows if NULL in row.timing.seconds]
+    nulls = null_ratios(rows)
     return (f"noise floor (null/predict, predict against itself): {min(nulls):.3f}-{max(nulls):.3f}"
             if nulls else "")
 
@@ -409,7 +414,7 @@ def goal_verdict(worst: float, goal: float, rows: Sequence[SpeedRow]) -> str:
     """``met`` / ``NOT met`` for the worst ratio, saying so when predict timed against itself strayed as far."""
     if worst <= goal:
         return "met"
-    nulls = [row.timing.ratio(NULL, "predict") for row in rows if NULL in row.timing.seconds]
+    nulls = null_ratios(rows)
     if nulls and worst <= max(nulls):
         return f"NOT met by the figure, but inside this run's noise (null/predict reached {max(nulls):.3f})"
     return "NOT met"
