@@ -88,3 +88,36 @@ def test_ir_without_xai_outputs_raises_one_line(exported: dict[bool, Path]) -> N
     assert "\n" not in message
     assert "saliency_map" in message and "--explain True" in message
     IRModel(exported[True]).require_xai_outputs()  # an explain IR passes
+
+
+def test_sync_infer_leaves_later_pipelines_exact(exported: dict[bool, Path]) -> None:
+    """infer() before a pipeline on the same IR: every output still equals a separate IR's (OpenVINO's
+    zero-copy CompiledModel call made later concurrent requests read stale images: 0.2 off in logits)."""
+    arrays = [batch["images"].numpy() for batch in make_batches() if batch["infos"]]
+    references = list(IRModel(exported[True], num_requests=1).infer_batches(arrays))
+    ir = IRModel(exported[True], num_requests=2)
+    for images, reference in zip(arrays, references, strict=True):
+        for name, value in ir.infer(images).items():
+            np.testing.assert_array_equal(value, reference[name])
+    for result, reference in zip(ir.infer_batches(arrays), references, strict=True):
+        for name, value in result.items():
+            np.testing.assert_array_equal(value, reference[name])
+
+
+def test_requests_are_kept_between_pipelines_even_one_stopped_early(exported: dict[bool, Path]) -> None:
+    """A pipeline hands its infer requests back when it ends or its consumer stops; the next one reuses them,
+    and two pipelines at once (the second creates its own) each give the synchronous results."""
+    ir = IRModel(exported[True], num_requests=2)
+    arrays = [batch["images"].numpy() for batch in make_batches() if batch["infos"]]
+    expected = [ir.infer(images)["saliency_map"] for images in arrays]
+    stopped = ir.infer_batches(arrays)
+    np.testing.assert_array_equal(next(stopped)["saliency_map"], expected[0])
+    stopped.close()  # requests still running are waited for, then kept
+    kept = list(ir._idle_requests)
+    assert len(kept) == 2
+    first, second = ir.infer_batches(arrays), ir.infer_batches(arrays)
+    for want in expected:
+        np.testing.assert_array_equal(next(first)["saliency_map"], want)
+        np.testing.assert_array_equal(next(second)["saliency_map"], want)
+    assert next(first, None) is None and next(second, None) is None
+    assert len(ir._idle_requests) == 4 and all(any(r is k for r in ir._idle_requests) for k in kept)

@@ -97,9 +97,13 @@ class IRModel:
                           letterbox=bool(meta.get("letterbox", False)), batch_size=batch_size)
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs by name for a (B, 3, H, W) float32 batch, synchronously (one request)."""
-        result = self.compiled(np.ascontiguousarray(images, dtype=np.float32))
-        return {name: result[port] for name, port in zip(self.output_names, self.compiled.outputs, strict=True)}
+        """Outputs by name for a (B, 3, H, W) float32 batch, synchronously, on the IR's own requests.
+
+        Never through ``CompiledModel.__call__``: its zero-copy input (share_inputs=True) makes the CPU
+        plugin (2026.4) feed later concurrent requests of the same compiled model stale images.
+        """
+        (outputs,) = self.infer_batches([images])
+        return outputs
 
     def infer_batches(self, batches: Iterable[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         """``infer`` of each (B, 3, H, W) batch, in order, with up to ``num_requests`` batches in flight."""
