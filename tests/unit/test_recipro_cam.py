@@ -208,7 +208,10 @@ def test_pointwise_head_convolution_form_equals_the_pooled_vector_form(backbone:
     """A head of linear layers and activations run on all positions as 1×1 convolutions == the head on each
     pooled vector (a linear head; mobilenet_v3's Linear-Hardswish-Dropout-Linear MLP)."""
     model = copy.deepcopy(make_classifier(backbone, multilabel=False, trained=True, head=head)).double()
-    assert model.explainer._pointwise_head[0] is model.head, "the model's own head takes the conv form"
+    own_layers = pointwise_layers(model.head)
+    assert len(model.explainer._pointwise_layers) == len(own_layers) and all(
+        mine is own for mine, own in zip(model.explainer._pointwise_layers, own_layers, strict=True)
+    ), "the model's own head takes the conv form"
     model.explainer.max_chunk = max_chunk  # 20 < 16 positions × 2 images: one image at a time
     with torch.no_grad():
         feature_map = model.backbone(images(size=128).double())

@@ -77,18 +77,18 @@ class ReciproCAM(ExplainAlgo):
         self._head_on_pooled = head_on_pooled
         self._score_fn = score_fn
         self.max_chunk = max_chunk
-        if pointwise_head is not None and pointwise_layers(pointwise_head) is None:
+        layers = pointwise_layers(pointwise_head) if pointwise_head is not None else []
+        if layers is None:
             raise ValueError("pointwise_head must be Linear layers and element-wise modules, ending in a Linear")
-        self._pointwise_head = (pointwise_head,)  # a plain tuple: not a submodule, no duplicate state-dict keys
+        self._pointwise_layers = tuple(layers)  # a plain tuple: not submodules, no duplicate state-dict keys
 
     def saliency(self, feature_map: Tensor) -> Tensor:
         batch, channels, height, width = feature_map.shape
         positions = int(height) * int(width)  # a constant when traced: an IR's input size is fixed
-        head = self._pointwise_head[0]
-        if head is not None and not any(isinstance(m, nn.Dropout) and m.training and m.p for m in head.modules()):
-            layers = pointwise_layers(head)
+        layers = self._pointwise_layers
+        if layers and not any(isinstance(layer, nn.Dropout) and layer.training and layer.p for layer in layers):
             images = max(1, self.max_chunk // positions)
-            if batch <= images:  # always so when traced with one image
+            if batch <= images:  # always so when traced with one image (a traced split would fix the batch)
                 return self._score_fn(_pointwise_logits(layers, feature_map, positions), dim=1)  # (B, K, h, w)
             chunks = feature_map.split(images)
             return torch.cat([self._score_fn(_pointwise_logits(layers, chunk, positions), dim=1) for chunk in chunks])
