@@ -30,16 +30,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from _common import (
-    calibrate_batchnorm_,
-    header,
-    markdown_table,
-    peak_rss_mib,
-    random_images,
-    reset_peak_rss,
-    rss_mib,
-    set_torch_threads,
-)
+from _common import calibrate_batchnorm_, header, markdown_table, random_images, set_torch_threads
+from _rss import peak_rss_mib, reset_peak_rss, rss_mib
 from otx_xai.explain.methods.recipro_cam import ReciproCAM
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM
 from otx_xai.models.vit import VisionTransformerClassifier
