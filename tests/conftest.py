@@ -114,6 +114,12 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> 
 
 
 @pytest.fixture(scope="session")
+def explain_ir(trained_run: TrainedRun) -> Path:
+    """The trained checkpoint exported with the explain outputs."""
+    return Engine(work_dir=trained_run.work_dir).export(explain=True)
+
+
+@pytest.fixture(scope="session")
 def plain_ir(trained_run: TrainedRun) -> Path:
     """The trained checkpoint exported WITHOUT the explain outputs."""
     return Engine(work_dir=trained_run.work_dir).export(explain=False)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TrainedRun, assert_clean_failure, run_cli
+from conftest import TrainedRun, assert_clean_failure, copy_images, raw_maps, read_index, run_cli
 from otx_xai.cli import main
 from otx_xai.metrics import insertion_deletion_auc, resize_map
 
@@ -102,3 +102,25 @@ def test_pointing_game_without_boxes_names_what_is_missing(trained_run: TrainedR
     code = main(["explain", "--config", str(trained_run.recipe), "--checkpoint", str(trained_run.checkpoint),
                  "--data_root", str(plain), "--work_dir", str(tmp_path / "ws"), "--metrics", "pointing_game"])
     assert_clean_failure(code, capsys.readouterr().err, "pointing_game", "boxes")
+
+
+def test_auditing_an_ir_leaves_its_maps_and_predictions_unchanged(trained_run: TrainedRun, explain_ir: Path,
+                                                                  tmp_path: Path) -> None:
+    """The audit scores perturbed images on the same IR while its predict pipeline has batches in flight:
+    maps and predictions equal an unaudited run's. (The OpenVINO stale-input case that made IRModel.infer
+    copy its inputs is reproduced in tests/unit/test_ir_inference.py; this run's sizes did not hit it.)"""
+    images = tmp_path / "images"
+    copy_images(trained_run.data_root, images, 20)  # three batches of 8: two in flight while the audit runs
+    runs = {}
+    for name, extra in (("plain", []), ("audited", ["--metrics", "insertion_deletion", "--metric_steps", "4"])):
+        work_dir = tmp_path / name
+        assert main(["explain", "--checkpoint", str(explain_ir), "--data_root", str(images),
+                     "--work_dir", str(work_dir), "--dump", "True", *extra]) == 0
+        runs[name] = next(work_dir.glob("2*/explain_index.json")).parent
+    plain, audited = (raw_maps(runs[name]) for name in ("plain", "audited"))
+    assert len(plain) == 20 and plain.keys() == audited.keys()
+    for image_id, saliency in plain.items():
+        np.testing.assert_array_equal(audited[image_id], saliency, err_msg=image_id)
+    predicted = {name: {entry["image_id"]: entry["predicted"] for entry in read_index(run)["images"]}
+                 for name, run in runs.items()}
+    assert predicted["audited"] == predicted["plain"]
