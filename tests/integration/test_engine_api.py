@@ -92,6 +92,21 @@ def test_ir_explains_like_its_checkpoint(chain: ApiChain) -> None:
     read_index(chain.ir_dir)
 
 
+def test_ir_image_group_reads_the_feature_map(chain: ApiChain, trained_run: TrainedRun) -> None:
+    """The IR computes feature_map only for the IMAGE group, whose map is its activation map, as from the checkpoint."""
+    image_group = ExplainConfig(target_explain_group=TargetExplainGroup.IMAGE)
+    engine = Engine(work_dir=trained_run.work_dir)
+    checkpoint = by_id(engine.explain(explain_config=image_group))
+    ir = by_id(engine.explain(checkpoint=chain.xml, explain_config=image_group))
+    assert set(ir) == set(checkpoint)
+    unlike_class_maps = 0
+    for image_id, expected in checkpoint.items():
+        got = ir[image_id].saliency_map["map_per_image"].astype(int)
+        assert np.abs(got - expected.saliency_map["map_per_image"]).max() <= 1, image_id
+        unlike_class_maps += not np.array_equal(got, ir[image_id].raw_saliency_map.max(axis=0))
+    assert unlike_class_maps, "on these images the activation map must differ from the max of the class maps"
+
+
 def test_index_records_what_ran(chain: ApiChain) -> None:
     torch_runtime = read_index(chain.checkpoint_dir)["runtime"]
     assert torch_runtime["backend"] == "torch" and torch_runtime["precision"] == "float32"

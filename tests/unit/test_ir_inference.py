@@ -121,3 +121,19 @@ def test_requests_are_kept_between_pipelines_even_one_stopped_early(exported: di
         np.testing.assert_array_equal(next(second)["saliency_map"], want)
     assert next(first, None) is None and next(second, None) is None
     assert len(ir._idle_requests) == 4 and all(any(r is k for r in ir._idle_requests) for k in kept)
+
+
+def test_skipped_outputs_are_left_out_and_the_others_unchanged(exported: dict[bool, Path]) -> None:
+    full = IRModel(exported[True])
+    lean = IRModel(exported[True], skip_outputs={"feature_map", "no_such_output"})
+    assert lean.output_names == ["logits", "feature_vector", "saliency_map"] and len(lean.compiled.outputs) == 3
+    assert lean.ir_output_names == full.output_names and lean.has_xai_outputs  # the IR itself is unchanged
+    batch = next(batch for batch in make_batches() if batch["infos"])
+    got, expected = lean.infer(batch["images"].numpy()), full.infer(batch["images"].numpy())
+    assert set(got) == set(lean.output_names)
+    for name in lean.output_names:
+        np.testing.assert_array_equal(got[name], expected[name])
+    (prediction, _), *_ = lean.predict([batch])
+    assert prediction.feature_map is None and prediction.saliency_map is not None
+    with pytest.raises(IRError, match="nothing to compute"):
+        IRModel(exported[True], skip_outputs=full.output_names)

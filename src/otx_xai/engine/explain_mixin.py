@@ -16,6 +16,7 @@ from otx_xai.explain.distributed import SPAWN_MESSAGE, DistributedExplain, Shard
 from otx_xai.explain.dump import completed_ids, remove_temp_files
 from otx_xai.explain.index_summary import gate_values
 from otx_xai.explain.rank_index import merge_rank_indexes
+from otx_xai.explain.saliency import unread_outputs
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
 from otx_xai.openvino.inference import IRModel
 from otx_xai.report import write_contact_sheet, write_csv_index, write_gallery
@@ -123,7 +124,7 @@ class ExplainMixin:
         self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions, resume: bool,
         precision: str,
     ) -> list[ImageExplanation]:
-        ir = IRModel(self.checkpoint, precision=precision)
+        ir = IRModel(self.checkpoint, precision=precision, skip_outputs=unread_outputs(config))
         ir.require_xai_outputs()
         datamodule = self._ir_datamodule(ir)
         self._check_ir_labels(ir, datamodule)

@@ -41,6 +41,12 @@ def image_map(batch: PredictionBatch, index: int) -> np.ndarray:
     return batch.saliency_map[index].max(axis=0)
 
 
+def unread_outputs(config: ExplainConfig) -> set[str]:
+    """Explain outputs that selecting maps under ``config`` never reads, so a runtime need not compute them:
+    ``feature_map`` unless the target group is IMAGE (whose class-agnostic map is its activation map)."""
+    return set() if config.target_explain_group == TargetExplainGroup.IMAGE else {"feature_map"}
+
+
 def select_maps(batch: PredictionBatch, index: int, config: ExplainConfig) -> dict[MapKey, np.ndarray]:
     """Raw uint8 maps of image ``index`` for the configured target group."""
     group = config.target_explain_group
