@@ -36,6 +36,8 @@ import torch
 
 from _rss import RSS_CHILD_FLAG, MakeWork, Memory, peak_rss_mib, peaks_in_child, rss_mib
 from otx_xai.data.datamodule import DataConfig
+from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.saliency import unread_outputs
 from otx_xai.openvino.export import export_ir
 from otx_xai.openvino.inference import IRModel
 
@@ -142,11 +144,23 @@ def max_grey_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
 
 
+STAGE_SKIPS = unread_outputs(ExplainConfig())  # what `otx explain` leaves uncomputed by default: feature_map
+ALL_OUTPUTS = "all_outputs"  # an IR-only mode: the explain IR with every output computed, feature_map too
+
+
+def load_ir(path: str | Path, precision: str = "f32", num_requests: int | None = None,
+            every_output: bool = False) -> IRModel:
+    """An IR compiled as the explain stage compiles it with its default config, or with ``every_output``."""
+    skips = () if every_output else STAGE_SKIPS
+    return IRModel(path, precision=precision, num_requests=num_requests, skip_outputs=skips)
+
+
 def export_and_load(model: torch.nn.Module, size: int, directory: str | Path, explain: bool,
                     precision: str = "f32") -> IRModel:
-    """Export ``model`` to an IR in ``directory`` (input size×size) and compile it (THROUGHPUT hint)."""
+    """Export ``model`` to an IR in ``directory`` (input size×size) and compile it (THROUGHPUT hint) as
+    the explain stage does."""
     xml = export_ir(model, DataConfig(input_size=(size, size)), Path(directory), explain=explain)
-    return IRModel(xml, precision=precision)
+    return load_ir(xml, precision=precision)
 
 
 def ir_work(ir: IRModel, images: np.ndarray, batches: int) -> Work:
@@ -212,13 +226,14 @@ def ir_speed_modes(irs: dict[str, IRModel], slow: frozenset[str] = frozenset()) 
     ±5 % between copies of one IR), so each mode is compiled ``IR_COPIES`` times, the modes taking turns
     (predict, explain, …, null, predict, …), and its units rotate through the copies; ``slow`` modes get one.
     """
-    paths = {mode: ir.path for mode, ir in irs.items()} | {NULL: irs["predict"].path}
-    first = next(iter(irs.values()))
-    copies: dict[str, list[IRModel]] = {mode: [] for mode in paths}
+    models = irs | {NULL: irs["predict"]}
+    copies: dict[str, list[IRModel]] = {mode: [] for mode in models}
     for index in range(IR_COPIES):
-        for mode, path in paths.items():
+        for mode, ir in models.items():
             if index == 0 or mode not in slow:
-                copies[mode].append(IRModel(path, precision=first.precision, num_requests=first.num_requests))
+                skipped = set(ir.ir_output_names) - set(ir.output_names)
+                copies[mode].append(IRModel(ir.path, precision=ir.precision, num_requests=ir.num_requests,
+                                            skip_outputs=skipped))
     return {mode: ir_factory(models) for mode, models in copies.items()}
 
 
@@ -235,6 +250,11 @@ class SpeedCase:
     modes: dict[str, dict[str, WorkFactory]]
     spec: dict
     slow: frozenset[str] = frozenset()
+
+    @property
+    def all_modes(self) -> list[str]:
+        """Every backend's modes, in order of first appearance (one backend may have modes of its own)."""
+        return list(dict.fromkeys(mode for factories in self.modes.values() for mode in factories))
 
 
 @dataclass
@@ -264,7 +284,7 @@ def run_speed_case(case: SpeedCase, script: str, batches: Sequence[int], rounds:
             timing = time_interleaved(units, rounds, repeats)
             rows.append(SpeedRow(case.name, batch, backend, timing,
                                  {mode: memory[mode][batch] if mode in memory else None for mode in factories}))
-            print(speed_table(rows[-1:]).splitlines()[-1], flush=True)
+            print(speed_table(rows[-1:], modes=case.all_modes).splitlines()[-1], flush=True)
     return rows
 
 
@@ -275,19 +295,21 @@ def speed_headers(modes: Sequence[str]) -> list[str]:
 
 
 def speed_table(rows: Sequence[SpeedRow], with_header: bool = False, modes: Sequence[str] | None = None) -> str:
-    """Markdown rows: images/s per mode, per-image cost ratios to predict (explain in bold), peak RSS.
+    """Markdown rows: images/s per mode, per-image cost ratios to predict (explain in bold), peak RSS;
+    "-" for a mode a row did not time.
 
-    ``modes`` defaults to the first row's; give them to print just the header of an empty table.
+    ``modes`` defaults to every row's, in order; give them to print just the header of an empty table.
     """
-    modes = list(modes or rows[0].timing.seconds)
+    modes = list(modes or dict.fromkeys(mode for row in rows for mode in row.timing.seconds))
     others = [mode for mode in modes if mode != "predict"]
     cells = []
     for row in rows:
-        speeds = [f"{row.timing.images_per_second(mode):.1f}" for mode in modes]
-        ratios = [f"**{row.timing.ratio(mode, 'predict'):.3f}**" if mode == "explain"
-                  else f"{row.timing.ratio(mode, 'predict'):.3f}" if mode == NULL
+        timed = row.timing.seconds
+        speeds = [f"{row.timing.images_per_second(mode):.1f}" if mode in timed else "-" for mode in modes]
+        ratios = ["-" if mode not in timed else f"**{row.timing.ratio(mode, 'predict'):.3f}**" if mode == "explain"
+                  else f"{row.timing.ratio(mode, 'predict'):.3f}" if mode in (NULL, ALL_OUTPUTS)
                   else f"{row.timing.ratio(mode, 'predict'):.2f}" for mode in others]
-        memory = [str(row.memory[mode]) if row.memory[mode] else "-" for mode in modes if mode != NULL]
+        memory = [str(row.memory[mode]) if row.memory.get(mode) else "-" for mode in modes if mode != NULL]
         cells.append([row.name, row.batch, row.backend, *speeds, *ratios, *memory])
     table = markdown_table(speed_headers(modes), cells)
     return table if with_header else "\n".join(table.splitlines()[2:])

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from _common import (
+    ALL_OUTPUTS,
     SpeedCase,
     SpeedRow,
     Work,
@@ -36,6 +37,7 @@ from _common import (
     header,
     ir_speed_modes,
     ir_work,
+    load_ir,
     markdown_table,
     max_grey_diff,
     maybe_run_rss_child,
@@ -117,8 +119,10 @@ def torch_modes(model: ImageClassifier) -> dict:
 
 
 def export_modes(model: ImageClassifier, size: int, workdir: str) -> dict[str, IRModel]:
+    """The IR modes: as the explain stage compiles them (no feature_map), and explain with every output."""
     irs = {"predict": export_and_load(model, size, f"{workdir}/predict", explain=False),
            "explain": export_and_load(model, size, f"{workdir}/explain", explain=True)}
+    irs[ALL_OUTPUTS] = load_ir(irs["explain"].path, every_output=True)
     for name, cam in other_explainers(model).items():
         with swapped_explainer(model, cam):
             irs[name] = export_and_load(model, size, f"{workdir}/{name}", explain=True)
@@ -128,7 +132,7 @@ def export_modes(model: ImageClassifier, size: int, workdir: str) -> dict[str, I
 def make_work(spec: dict, images: np.ndarray) -> Work:
     """A peak-RSS child's work: one mode of one backend, rebuilt from ``spec``."""
     if spec["backend"] == "IR":
-        ir = IRModel(spec["xml"][spec["mode"]])
+        ir = load_ir(spec["xml"][spec["mode"]], every_output=spec["mode"] == ALL_OUTPUTS)
         return ir_work(ir, images, ir.num_requests)
     return torch_work(torch_modes(build(spec["model"], spec["size"]))[spec["mode"]], images, 1)
 
@@ -167,7 +171,7 @@ def main() -> None:
                 spec={"model": name, "size": args.size, "xml": {mode: str(ir.path) for mode, ir in irs.items()}},
             )
             if not rows:
-                print(speed_table([], with_header=True, modes=list(case.modes["torch"])), flush=True)
+                print(speed_table([], with_header=True, modes=case.all_modes), flush=True)
             rows += run_speed_case(case, __file__, args.batches, rounds, per_round, rss)
             checks += [map_differences(name, model, irs, batch, args.size) for batch in args.batches]
 

@@ -27,6 +27,7 @@ from _common import (
     header,
     ir_speed_modes,
     ir_work,
+    load_ir,
     markdown_table,
     max_grey_diff,
     maybe_run_rss_child,
@@ -85,7 +86,7 @@ def export_modes(model: VisionTransformerClassifier, size: int, workdir: str) ->
 def make_work(spec: dict, images: np.ndarray) -> Work:
     """A peak-RSS child's work: one mode of one backend, rebuilt from ``spec``."""
     if spec["backend"] == "IR":
-        ir = IRModel(spec["xml"][spec["mode"]])
+        ir = load_ir(spec["xml"][spec["mode"]])
         return ir_work(ir, images, ir.num_requests)
     return torch_work(torch_modes(build(spec["size"]))[spec["mode"]], images, 1)
 
