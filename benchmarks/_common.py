@@ -226,10 +226,10 @@ def ir_speed_modes(irs: dict[str, IRModel], slow: frozenset[str] = frozenset()) 
     ±5 % between copies of one IR), so each mode is compiled ``IR_COPIES`` times, the modes taking turns
     (predict, explain, …, null, predict, …), and its units rotate through the copies; ``slow`` modes get one.
     """
-    models = irs | {NULL: irs["predict"]}
-    copies: dict[str, list[IRModel]] = {mode: [] for mode in models}
+    sources = irs | {NULL: irs["predict"]}
+    copies: dict[str, list[IRModel]] = {mode: [] for mode in sources}
     for index in range(IR_COPIES):
-        for mode, ir in models.items():
+        for mode, ir in sources.items():
             if index == 0 or mode not in slow:
                 skipped = set(ir.ir_output_names) - set(ir.output_names)
                 copies[mode].append(IRModel(ir.path, precision=ir.precision, num_requests=ir.num_requests,

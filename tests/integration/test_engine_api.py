@@ -117,6 +117,7 @@ def test_index_records_what_ran(chain: ApiChain) -> None:
     assert ir_runtime["precision"] == ir_runtime["compiled_precision"] == "f32"
     assert ir_runtime["performance_hint"] == "THROUGHPUT"
     assert ir_runtime["num_requests"] >= 1 and ir_runtime["num_streams"] >= 1
+    assert ir_runtime["outputs"] == ["logits", "feature_vector", "saliency_map"]  # PREDICTIONS: no feature_map
 
 
 def test_export_explain_writes_ir_with_xai_outputs(chain: ApiChain, trained_run: TrainedRun) -> None:

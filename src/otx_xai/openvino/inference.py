@@ -69,7 +69,8 @@ class IRModel:
 
     @property
     def runtime_info(self) -> dict[str, Any]:
-        """How the IR runs, for run records: device, precision actually compiled, hint, requests, streams."""
+        """How the IR runs, for run records: device, precision actually compiled, hint, requests, streams,
+        and the outputs it computes."""
         return {
             "device": self.device,
             "precision": self.precision,
@@ -77,6 +78,7 @@ class IRModel:
             "performance_hint": "THROUGHPUT",
             "num_requests": self.num_requests,
             "num_streams": int(self.compiled.get_property("NUM_STREAMS")),
+            "outputs": list(self.output_names),
         }
 
     @property
