@@ -1,4 +1,5 @@
-"""normalize_map: every class map to 0..255 uint8, rounding half up, with the same integers in torch and the IR."""
+"""normalize_map: every class map to 0..255 uint8, rounding half up, with the same integers in torch and the IR
+(compiled as exported, and after IRModel's fusable-cast pass)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from otx_xai.explain.methods.base import normalize_map
+from otx_xai.openvino.compile_passes import fuse_uint8_casts
 
 
 class Normalize(torch.nn.Module):
@@ -35,21 +37,53 @@ def maps() -> dict[str, np.ndarray]:
             "tiny range": tiny, "constant": constant}
 
 
-@pytest.fixture(scope="module")
-def compiled() -> ov.CompiledModel:
-    model = ov.convert_model(Normalize(), example_input=torch.rand(1, 3, 7, 7),
-                             input=[ov.PartialShape([-1, -1, -1, -1])])
+def convert(module: torch.nn.Module) -> ov.Model:
+    return ov.convert_model(module, example_input=torch.rand(1, 3, 7, 7), input=[ov.PartialShape([-1, -1, -1, -1])])
+
+
+def compile_f32(model: ov.Model) -> ov.CompiledModel:
     return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 
 
+def layer_types(compiled: ov.CompiledModel) -> set[str]:
+    return {op.get_rt_info()["layerType"].astype(str) for op in compiled.get_runtime_model().get_ops()}
+
+
+@pytest.fixture(scope="module")
+def compiled() -> dict[str, ov.CompiledModel]:
+    """normalize_map's IR compiled as exported and after fuse_uint8_casts."""
+    fused = convert(Normalize())
+    assert fuse_uint8_casts(fused) == 1
+    return {"as exported": compile_f32(convert(Normalize())), "cast fused": compile_f32(fused)}
+
+
 @pytest.mark.parametrize("name", list(maps()))
-def test_torch_and_ir_give_the_reference_integers(compiled: ov.CompiledModel, name: str) -> None:
+@pytest.mark.parametrize("form", ["as exported", "cast fused"])
+def test_torch_and_ir_give_the_reference_integers(compiled: dict[str, ov.CompiledModel], form: str,
+                                                  name: str) -> None:
     saliency = maps()[name]
     expected = reference(saliency)
     got_torch = normalize_map(torch.from_numpy(saliency)).numpy()
-    request = compiled.create_infer_request()
-    got_ir = request.infer({0: saliency}, share_inputs=False)[0]
+    got_ir = compiled[form].create_infer_request().infer({0: saliency}, share_inputs=False)[0]
     assert got_torch.dtype == got_ir.dtype == np.uint8
     np.testing.assert_array_equal(got_torch, expected)
     np.testing.assert_array_equal(got_ir, expected)
     assert expected.max() == (0 if name == "constant" else 255)
+
+
+def test_fused_cast_runs_in_the_elementwise_chain(compiled: dict[str, ov.CompiledModel]) -> None:
+    """What the pass is for (OpenVINO 2026.4's CPU plugin): no lone Convert node is left to run."""
+    assert "Convert" in layer_types(compiled["as exported"])
+    assert "Convert" not in layer_types(compiled["cast fused"])
+
+
+class CastWithoutFloor(torch.nn.Module):
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        return values.clamp(0.0, 255.0).to(torch.uint8)
+
+
+def test_other_casts_are_left_alone() -> None:
+    """Only Clamp(Floor(x), 0, 255) is known to hold integers: a cast of anything else keeps its own rounding."""
+    model = convert(CastWithoutFloor())
+    assert fuse_uint8_casts(model) == 0
+    assert "FakeQuantize" not in {op.get_type_name() for op in model.get_ops()}

@@ -12,6 +12,7 @@ import openvino as ov
 
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.entity import ModelInfo, PredictionBatch, build_prediction_batch
+from otx_xai.openvino.compile_passes import fuse_uint8_casts, remove_outputs
 from otx_xai.openvino.metadata import XAI_OUTPUTS, read_metadata
 
 PRECISIONS = ("f32", "bf16")  # values of the CPU plugin's INFERENCE_PRECISION_HINT we offer
@@ -56,7 +57,11 @@ class IRModel:
         if not self.meta:
             raise IRError(f"{self.path} carries no otx_xai metadata: export it with `otx export`")
         self.ir_output_names = [port.get_any_name() for port in model.outputs]
-        _remove_outputs(model, set(skip_outputs))
+        if set(self.ir_output_names) <= set(skip_outputs):
+            raise IRError(f"skip_outputs {sorted(skip_outputs)} leaves {self.path} nothing to compute: keep one "
+                          "of its outputs")
+        remove_outputs(model, set(skip_outputs))
+        fuse_uint8_casts(model)
         self.output_names = [port.get_any_name() for port in model.outputs]
         self.precision = precision
         self.device = device
@@ -175,15 +180,6 @@ class IRModel:
                    for index, name in enumerate(self.output_names)}
         idle.append(request)
         return batch, outputs
-
-
-def _remove_outputs(model: ov.Model, names: set[str]) -> None:
-    """Remove the Results of ``model`` whose output is named in ``names``; at least one must remain."""
-    if all(port.get_any_name() in names for port in model.outputs):
-        raise IRError(f"skip_outputs {sorted(names)} leaves the IR nothing to compute: keep one of its outputs")
-    for result, port in zip(list(model.get_results()), list(model.outputs), strict=True):
-        if port.get_any_name() in names:
-            model.remove_result(result)
 
 
 def _type_name(value: Any) -> str:
