@@ -57,10 +57,11 @@ class IRModel:
         if not self.meta:
             raise IRError(f"{self.path} carries no otx_xai metadata: export it with `otx export`")
         self.ir_output_names = [port.get_any_name() for port in model.outputs]
-        if set(self.ir_output_names) <= set(skip_outputs):
-            raise IRError(f"skip_outputs {sorted(skip_outputs)} leaves {self.path} nothing to compute: keep one "
+        skip = set(skip_outputs)
+        if set(self.ir_output_names) <= skip:
+            raise IRError(f"skip_outputs {sorted(skip)} leaves {self.path} nothing to compute: keep one "
                           "of its outputs")
-        remove_outputs(model, set(skip_outputs))
+        remove_outputs(model, skip)
         fuse_uint8_casts(model)
         self.output_names = [port.get_any_name() for port in model.outputs]
         self.precision = precision
