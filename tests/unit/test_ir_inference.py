@@ -106,21 +106,44 @@ def test_sync_infer_leaves_later_pipelines_exact(exported: dict[bool, Path]) -> 
 
 def test_requests_are_kept_between_pipelines_even_one_stopped_early(exported: dict[bool, Path]) -> None:
     """A pipeline hands its infer requests back when it ends or its consumer stops; the next one reuses them,
-    and two pipelines at once (the second creates its own) each give the synchronous results."""
+    and two pipelines at once (the second creating what it lacks, never more than 2 each) each give the
+    synchronous results."""
     ir = IRModel(exported[True], num_requests=2)
-    arrays = [batch["images"].numpy() for batch in make_batches() if batch["infos"]]
+    generator = torch.Generator().manual_seed(2)
+    arrays = [torch.randn(2, 3, *SIZE, generator=generator).numpy() for _ in range(5)]  # one batch size
     expected = [ir.infer(images)["saliency_map"] for images in arrays]
+    idle = ir.forms.for_batch(2).idle
     stopped = ir.infer_batches(arrays)
     np.testing.assert_array_equal(next(stopped)["saliency_map"], expected[0])
     stopped.close()  # requests still running are waited for, then kept
-    kept = list(ir._idle_requests)
+    kept = list(idle)
     assert len(kept) == 2
     first, second = ir.infer_batches(arrays), ir.infer_batches(arrays)
     for want in expected:
         np.testing.assert_array_equal(next(first)["saliency_map"], want)
         np.testing.assert_array_equal(next(second)["saliency_map"], want)
     assert next(first, None) is None and next(second, None) is None
-    assert len(ir._idle_requests) == 4 and all(any(r is k for r in ir._idle_requests) for k in kept)
+    assert 2 < len(idle) <= 4 and all(any(r is k for r in idle) for k in kept)
+
+
+def test_each_batch_size_runs_on_its_own_static_copy_up_to_the_bound(exported: dict[bool, Path]) -> None:
+    """Sizes 1 and 2 get a copy compiled with that batch fixed, size 3 (over the bound of 2) the dynamic
+    one; all give what the dynamic model alone gives, and the run record lists the static sizes."""
+    ir = IRModel(exported[True], max_static_batches=2)
+    dynamic = IRModel(exported[True], max_static_batches=0)
+    generator = torch.Generator().manual_seed(3)
+    arrays = [torch.randn(size, 3, *SIZE, generator=generator).numpy() for size in (1, 2, 3, 1)]
+    for images, got, want in zip(arrays, ir.infer_batches(arrays), dynamic.infer_batches(arrays), strict=True):
+        np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got["feature_vector"], want["feature_vector"], rtol=1e-5, atol=1e-6)
+        grey = np.abs(got["saliency_map"].astype(int) - want["saliency_map"].astype(int))
+        assert grey.max() <= 1, f"batch of {len(images)}: maps differ by {grey.max()} grey levels"
+    assert ir.forms.static_batches == [1, 2] and ir.runtime_info["static_batches"] == [1, 2]
+    assert dynamic.forms.static_batches == [] and ir.forms.for_batch(3) is ir.forms.dynamic
+    for size in (1, 2):
+        shape = ir.forms.for_batch(size).compiled.inputs[0].get_partial_shape()
+        assert shape.is_static and shape[0].get_length() == size
+    assert not ir.forms.dynamic.compiled.inputs[0].get_partial_shape().is_static
 
 
 def test_skipped_outputs_are_left_out_and_the_others_unchanged(exported: dict[bool, Path]) -> None:
