@@ -1,10 +1,5 @@
-"""What every benchmark shares: interleaved timing with medians, work units, markdown tables, the header
-(peak RSS: ``_rss``).
-
-The machine these run on is shared and noisy, so modes are never timed one after the other: within a
-round the modes take turns unit by unit (one call in torch; one batch per infer request on the IR), in an
-order that alternates, and a ratio is the median over rounds of the per-round ratios (the modes of one
-round saw about the same load). Speeds are medians over rounds.
+"""What every benchmark shares: work units, speed cases and their rows, markdown tables, the header,
+the options (timing: ``_timing``; peak RSS: ``_rss``).
 
 On a loaded machine torch's OpenMP threads, spinning at every barrier by default, lose whole scheduler
 time slices per operator (measured here: resnet18 batch 1, 2 threads, 337 ms spinning vs 69 ms passive).
@@ -23,9 +18,7 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +28,7 @@ import openvino
 import torch
 
 from _rss import RSS_CHILD_FLAG, MakeWork, Memory, peak_rss_mib, peaks_in_child, rss_mib
+from _timing import RoundBudget, Timing, Unit, Work, time_interleaved, units_per_round, warm_up
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.saliency import unread_outputs
@@ -45,56 +39,12 @@ if "OMP_WAIT_POLICY" not in os.environ:  # libgomp reads it when torch loads: re
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.execv(sys.executable, [sys.executable, *sys.argv])
 
-Work = Callable[[], None]
-
 
 def set_torch_threads(threads: int) -> None:
     """Intra-op threads for torch (inter-op 1: every benchmark runs one model at a time)."""
     torch.set_num_threads(threads)
     with contextlib.suppress(RuntimeError):  # already set, or parallel work already started
         torch.set_num_interop_threads(1)
-
-
-Unit = tuple[Work, int]  # one timed unit of a mode, and how many images it processes
-
-
-@dataclass
-class Timing:
-    """Seconds each mode spent per round, in round order, and the images it processed per round."""
-
-    seconds: dict[str, list[float]]
-    images: dict[str, int]
-
-    def images_per_second(self, mode: str) -> float:
-        return self.images[mode] / statistics.median(self.seconds[mode])
-
-    def ratio(self, mode: str, baseline: str) -> float:
-        """Median over rounds of the per-image time of mode / that of baseline, both timed in the same round."""
-        pairs = zip(self.seconds[mode], self.seconds[baseline], strict=True)
-        scale = self.images[baseline] / self.images[mode]
-        return statistics.median(a / b * scale for a, b in pairs)
-
-
-def time_interleaved(units: dict[str, Unit], rounds: int, repeats: dict[str, int], warmup: int = 1) -> Timing:
-    """Per round, each mode runs its unit ``repeats[mode]`` times, the modes taking turns unit by unit (in
-    an order that alternates), so that every mode of a round sees the same load; ``warmup`` rounds untimed."""
-    names = list(units)
-    for _ in range(warmup):
-        for name in names:
-            units[name][0]()
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(rounds):
-        gc.collect()
-        spent = dict.fromkeys(names, 0.0)
-        for step in range(max(repeats.values())):
-            for name in names if (index + step) % 2 == 0 else reversed(names):
-                if step < repeats[name]:
-                    start = time.perf_counter()
-                    units[name][0]()
-                    spent[name] += time.perf_counter() - start
-        for name in names:
-            seconds[name].append(spent[name])
-    return Timing(seconds, {name: units[name][1] * repeats[name] for name in names})
 
 
 def maybe_run_rss_child(make_work: MakeWork) -> None:
@@ -204,7 +154,6 @@ def ir_factory(irs: Sequence[IRModel]) -> WorkFactory:
     def factory(images: np.ndarray) -> Unit:
         works = itertools.cycle([ir_work(ir, images, batches) for ir in irs])
         return (lambda: next(works)()), batches * len(images)
-
     return factory
 
 
@@ -225,6 +174,8 @@ def ir_speed_modes(irs: dict[str, IRModel], slow: frozenset[str] = frozenset()) 
     A compiled model's speed depends on when it was compiled and where its memory landed (here up to
     ±5 % between copies of one IR), so each mode is compiled ``IR_COPIES`` times, the modes taking turns
     (predict, explain, …, null, predict, …), and its units rotate through the copies; ``slow`` modes get one.
+    The static form a copy runs for a batch size is compiled on its first unit, in the same turns
+    (``run_speed_case`` warms every copy before timing).
     """
     sources = irs | {NULL: irs["predict"]}
     copies: dict[str, list[IRModel]] = {mode: [] for mode in sources}
@@ -266,7 +217,7 @@ class SpeedRow:
     memory: dict[str, Memory | None]
 
 
-def run_speed_case(case: SpeedCase, script: str, batches: Sequence[int], rounds: int, per_round: int,
+def run_speed_case(case: SpeedCase, script: str, batches: Sequence[int], rounds: int, budget: RoundBudget,
                    rss: bool) -> list[SpeedRow]:
     """Time every backend's modes side by side per batch size; peak RSS of each mode in a fresh process."""
     rows = []
@@ -279,8 +230,8 @@ def run_speed_case(case: SpeedCase, script: str, batches: Sequence[int], rounds:
         for batch in batches:
             images = random_images(batch, case.spec["size"])
             units = {mode: factory(images) for mode, factory in factories.items()}
-            repeats = {mode: 1 if mode in case.slow else max(1, round(per_round / count))
-                       for mode, (_, count) in units.items()}
+            warm_up(units, turns=IR_COPIES)  # each IR copy compiles its static form for the batch, in turns
+            repeats = units_per_round(units, budget, case.slow)
             timing = time_interleaved(units, rounds, repeats)
             rows.append(SpeedRow(case.name, batch, backend, timing,
                                  {mode: memory[mode][batch] if mode in memory else None for mode in factories}))
@@ -323,18 +274,22 @@ def speed_arguments(description: str, rounds: int, quick_rounds: int) -> argpars
     parser.add_argument("--size", type=int, default=224, help="input size (square)")
     parser.add_argument("--rounds", type=int, default=None,
                         help=f"timed rounds (default {rounds}, quick {quick_rounds})")
-    parser.add_argument("--images", type=int, default=None, help="images per mode per round (default 16, quick 8)")
+    parser.add_argument("--images", type=int, default=None,
+                        help="at least this many images per mode per round (default 16, quick 8)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="and at least this much work per mode per round (default 0.25, quick 0.05)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
     parser.set_defaults(default_rounds=(rounds, quick_rounds))
     return parser
 
 
-def resolve(args: argparse.Namespace) -> tuple[int, int, bool]:
-    """(rounds, images per round, measure RSS) from the parsed speed arguments."""
+def resolve(args: argparse.Namespace) -> tuple[int, RoundBudget, bool]:
+    """(rounds, what each mode gets per round, measure RSS) from the parsed speed arguments."""
     rounds = args.rounds or args.default_rounds[1 if args.quick else 0]
     images = args.images or (8 if args.quick else 16)
-    return rounds, images, not (args.no_rss or args.quick)
+    seconds = args.seconds if args.seconds is not None else (0.05 if args.quick else 0.25)
+    return rounds, RoundBudget(images, seconds), not (args.no_rss or args.quick)
 
 
 @contextlib.contextmanager

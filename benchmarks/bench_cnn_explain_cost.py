@@ -154,7 +154,7 @@ def main() -> None:
     parser = speed_arguments(__doc__.splitlines()[0], rounds=9, quick_rounds=3)
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, help="backbone[:head], head torchvision|linear")
     args = parser.parse_args()
-    rounds, per_round, rss = resolve(args)
+    rounds, budget, rss = resolve(args)
     set_torch_threads(args.threads)
     print(header("CNN classifier: explain vs predict (Recipro-CAM)"))
     print("Rows as they finish. img/s = median over rounds; X/predict = median of per-round per-image cost "
@@ -172,7 +172,7 @@ def main() -> None:
             )
             if not rows:
                 print(speed_table([], with_header=True, modes=case.all_modes), flush=True)
-            rows += run_speed_case(case, __file__, args.batches, rounds, per_round, rss)
+            rows += run_speed_case(case, __file__, args.batches, rounds, budget, rss)
             checks += [map_differences(name, model, irs, batch, args.size) for batch in args.batches]
 
     print("\n" + speed_table(rows, with_header=True))
@@ -197,7 +197,7 @@ def main() -> None:
               f"alone is {lowest:.2f}x predict or more: explain/floor worst {worst_floor:.3f} -> "
               f"{'met' if worst_floor <= GOAL else 'NOT met'} against the floor; explain/predict not reachable")
     print(f"Maps within 1 grey level: worst {worst_diff} -> {'met' if worst_diff <= 1 else 'NOT met'} "
-          f"(rounds={rounds}, {per_round} images per mode per round)")
+          f"(rounds={rounds}, {budget})")
 
 
 if __name__ == "__main__":

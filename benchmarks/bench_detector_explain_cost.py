@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["fcos_light", "ssdlite320_mobilenet_v3_large"],
                         choices=sorted(SIZES))
     args = parser.parse_args()
-    rounds, per_round, rss = resolve(args)
+    rounds, budget, rss = resolve(args)
     set_torch_threads(args.threads)
     print(header("Single-stage detector: explain vs predict (DetClassProbabilityMap)"))
     print("Rows as they finish. img/s = median over rounds; explain/predict = median of per-round per-image "
@@ -111,7 +111,7 @@ def main() -> None:
                 modes={"torch": torch_speed_modes(torch_modes(model)), "IR": ir_speed_modes(irs)},
                 spec={"model": architecture, "size": size, "xml": {mode: str(ir.path) for mode, ir in irs.items()}},
             )
-            rows += run_speed_case(case, __file__, args.batches, rounds, per_round, rss)
+            rows += run_speed_case(case, __file__, args.batches, rounds, budget, rss)
             checks += [agreement(architecture, model, irs, batch) for batch in args.batches]
 
     print("\n" + speed_table(rows, with_header=True))
@@ -121,7 +121,7 @@ def main() -> None:
     worst = max(row.timing.ratio("explain", "predict") for row in rows)
     print("\n" + noise_line(rows))
     print(f"Goal explain/predict <= {GOAL}: worst {worst:.3f} -> {goal_verdict(worst, GOAL, rows)} "
-          f"(rounds={rounds}, {per_round} images per mode per round)")
+          f"(rounds={rounds}, {budget})")
 
 
 if __name__ == "__main__":

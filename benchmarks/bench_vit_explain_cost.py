@@ -106,7 +106,7 @@ def map_differences(model: VisionTransformerClassifier, irs: dict[str, IRModel],
 def main() -> None:
     maybe_run_rss_child(make_work)
     args = speed_arguments(__doc__.splitlines()[0], rounds=7, quick_rounds=3).parse_args()
-    rounds, per_round, rss = resolve(args)
+    rounds, budget, rss = resolve(args)
     set_torch_threads(args.threads)
     print(header("ViT classifier (DeiT-tiny-like): explain vs predict (ViT Recipro-CAM)"))
     print("Rows as they finish. img/s = median over rounds; X/predict = median of per-round per-image cost "
@@ -122,7 +122,7 @@ def main() -> None:
             slow=frozenset({"direct"}),
         )
         print(speed_table([], with_header=True, modes=list(case.modes["torch"])), flush=True)
-        rows = run_speed_case(case, __file__, args.batches, rounds, per_round, rss)
+        rows = run_speed_case(case, __file__, args.batches, rounds, budget, rss)
         checks = [map_differences(model, irs, batch, args.size) for batch in args.batches]
 
     print("\n" + speed_table(rows, with_header=True))
@@ -134,7 +134,7 @@ def main() -> None:
     print("\n" + noise_line(rows))
     print(f"Goal explain/predict <= {GOAL}: worst {worst:.3f} -> {goal_verdict(worst, GOAL, rows)}; "
           f"maps within 1 grey level: worst {worst_diff} -> {'met' if worst_diff <= 1 else 'NOT met'} "
-          f"(rounds={rounds}, {per_round} images per mode per round, direct: one unit per round)")
+          f"(rounds={rounds}, {budget}, direct: one unit per round)")
 
 
 if __name__ == "__main__":
