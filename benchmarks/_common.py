@@ -184,7 +184,7 @@ def ir_speed_modes(irs: dict[str, IRModel], slow: frozenset[str] = frozenset()) 
             if index == 0 or mode not in slow:
                 skipped = set(ir.ir_output_names) - set(ir.output_names)
                 copies[mode].append(IRModel(ir.path, precision=ir.precision, num_requests=ir.num_requests,
-                                            skip_outputs=skipped))
+                                            skip_outputs=skipped, max_static_batches=ir.forms.max_static))
     return {mode: ir_factory(models) for mode, models in copies.items()}
 
 
