@@ -107,7 +107,7 @@ def test_ir_image_group_reads_the_feature_map(chain: ApiChain, trained_run: Trai
     assert unlike_class_maps, "on these images the activation map must differ from the max of the class maps"
 
 
-def test_index_records_what_ran(chain: ApiChain) -> None:
+def test_index_records_what_ran(chain: ApiChain, trained_run: TrainedRun) -> None:
     torch_runtime = read_index(chain.checkpoint_dir)["runtime"]
     assert torch_runtime["backend"] == "torch" and torch_runtime["precision"] == "float32"
     assert torch_runtime["device"] == "cpu" and torch_runtime["threads"] >= 1
@@ -118,6 +118,11 @@ def test_index_records_what_ran(chain: ApiChain) -> None:
     assert ir_runtime["performance_hint"] == "THROUGHPUT"
     assert ir_runtime["num_requests"] >= 1 and ir_runtime["num_streams"] >= 1
     assert ir_runtime["outputs"] == ["logits", "feature_vector", "saliency_map"]  # PREDICTIONS: no feature_map
+    # recorded after the run: every batch size the loader gave (full batches, the last one's rest) ran static
+    images = len(read_index(chain.ir_dir)["images"])
+    batch_size = trained_run.engine.recipe.data.batch_size
+    used = {min(images, batch_size)} | ({images % batch_size} if images % batch_size else set())
+    assert ir_runtime["static_batches"] == sorted(used) and ir_runtime["max_static_batches"] >= len(used)
 
 
 def test_export_explain_writes_ir_with_xai_outputs(chain: ApiChain, trained_run: TrainedRun) -> None:

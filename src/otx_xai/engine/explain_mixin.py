@@ -139,6 +139,7 @@ class ExplainMixin:
                 sink.consume_failures(failed)
             else:
                 sink.consume(prediction, failed)
+        sink.update_runtime(openvino_runtime(ir))  # now with the batch sizes compiled on the way
         return self._finish_explain(sink, run_dir, audit)
 
     def _ir_datamodule(self, ir: IRModel) -> Any:

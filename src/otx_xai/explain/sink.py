@@ -84,6 +84,13 @@ class ExplainSink:
         if run_dir is not None:
             self.index = RunIndex(run_dir, self.header, rank_index_name(rank) if world_size > 1 else INDEX_LINES)
 
+    def update_runtime(self, runtime: dict[str, Any]) -> None:
+        """Replace the index header's ``runtime`` record with what the run learnt while running (e.g. the
+        batch sizes an IR compiled); written with the index in ``finish``."""
+        self.header["runtime"] = runtime
+        if self.index is not None:
+            self.index.header["runtime"] = runtime
+
     def consume(self, batch: PredictionBatch, failed: list[FailedImage] | None = None) -> None:
         """Explain, dump and index every image of a batch; record the images that failed to load."""
         if batch.saliency_map is None:

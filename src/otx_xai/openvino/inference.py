@@ -79,7 +79,7 @@ class IRModel:
     @property
     def runtime_info(self) -> dict[str, Any]:
         """How the IR runs, for run records: device, precision actually compiled, hint, requests, streams,
-        the outputs it computes and the batch sizes compiled with static shapes so far."""
+        the outputs it computes, the batch sizes compiled with static shapes so far and their bound."""
         return {
             "device": self.device,
             "precision": self.precision,
@@ -89,6 +89,7 @@ class IRModel:
             "num_streams": int(self.compiled.get_property("NUM_STREAMS")),
             "outputs": list(self.output_names),
             "static_batches": self.forms.static_batches,
+            "max_static_batches": self.forms.max_static,
         }
 
     @property
