@@ -5,8 +5,9 @@ under a configurable bound.
 pooling needs: every one of the h·w single-position copies of the feature map runs through neck + head.
 Built unbounded, that is B·h·w copies at once: memory grows with the batch. ``ReciproCAM(max_chunk=M)``
 (ExplainConfig.max_explain_chunk) evaluates them a chunk of positions at a time, max(1, M // B)
-positions of all B images. Model: the resnet18 backbone (224 → 512×7×7) with a non-GAP neck (1×1 conv
-512→256, ReLU, then average pooling) and a linear head.
+positions of all B images (with B > M, one position of M images at a time). Model: the resnet18
+backbone (224 → 512×7×7) with a non-GAP neck (1×1 conv 512→256, ReLU, then average pooling) and a
+linear head.
 
 ``--family vit``: the fast exact ViT Recipro-CAM on a DeiT-tiny-sized ViT at 224 (N = 196 patch copies
 per image, never built; its working memory is the kept keys/values of every copy), max(1, M // N) images
@@ -100,9 +101,11 @@ def child(family: str, batch: int, max_chunk: int, size: int) -> dict[str, float
 
 
 def copies_per_chunk(family: str, batch: int, bound: int, positions: int) -> int:
-    """Masked copies evaluated at once: positions of every image (CNN) or whole images (ViT)."""
+    """Masked copies evaluated at once: positions of every image, or of M images when B > M (CNN); whole
+    images (ViT)."""
     if family == "cnn":
-        return batch * min(positions, max(1, bound // batch))
+        images = min(batch, max(1, bound))
+        return images * min(positions, max(1, bound // images))
     return positions * min(batch, max(1, bound // positions))
 
 
@@ -137,7 +140,7 @@ def main() -> None:
     title = "Recipro-CAM direct form" if args.family == "cnn" else "ViT Recipro-CAM fast form"
     print(header(f"{title}: explain peak memory vs batch size, bounded and unbounded"))
     print("Each row is a fresh process (MALLOC_MMAP_THRESHOLD_=131072, so RSS follows live tensors). "
-          "copies/chunk = masked copies evaluated at once (CNN: B·min(h·w, max(1, M // B)); ViT: "
+          "copies/chunk = masked copies evaluated at once (CNN: b·min(h·w, max(1, M // b)) with b = min(B, M); ViT: "
           "N·min(B, max(1, M // N))); copies MiB = what building them costs (the fast ViT form builds none); "
           "working = peak RSS during the explainer call − RSS before it; explain − predict = difference of the "
           "whole passes' peaks; explain s = backbone + explainer.\n")
@@ -156,8 +159,8 @@ def main() -> None:
             print(markdown_table(headers, rows[-1:]).splitlines()[-1], flush=True)
     print("\n" + markdown_table(headers, rows))
     if args.family == "cnn":
-        print("\nBounded, the working memory is set by M, not B, as long as B <= M (a chunk holds at least one "
-              "position of every image, so B > M builds B copies); unbounded it grows linearly with B.")
+        print("\nBounded, the working memory is set by M, not B (with B > M a chunk holds one position of M "
+              "images); unbounded it grows linearly with B.")
     else:
         print("\nBounded, the working memory is set by M (at least one whole image, N copies, per chunk), not "
               "B; unbounded it grows linearly with B.")

@@ -139,6 +139,24 @@ def test_chunking_gives_identical_maps(fast: bool) -> None:
         assert torch.equal(chunked(feature_map), whole(feature_map))
 
 
+@pytest.mark.parametrize(("max_chunk", "chunk_sizes"), [(2, [2] * 24), (20, [18, 18, 12]), (4096, [48])])
+def test_masked_copies_never_exceed_max_chunk_even_with_more_images(max_chunk: int, chunk_sizes: list[int]) -> None:
+    """3 images × 16 positions: more images than max_chunk are split too, so no chunk grows with the batch."""
+    model = make_classifier("resnet18", multilabel=False, trained=True)
+    seen: list[int] = []
+
+    def head(copies: torch.Tensor) -> torch.Tensor:
+        seen.append(copies.shape[0])
+        return model._head_on_feature_map(copies)
+
+    chunked = ReciproCAM(head_on_feature_map=head, score_fn=model._scores, max_chunk=max_chunk)
+    with torch.no_grad():
+        feature_map = model.backbone(images(batch=3, size=128))
+        torch.testing.assert_close(chunked.saliency(feature_map), recipro(model, fast=False).saliency(feature_map),
+                                   rtol=1e-6, atol=1e-7)
+    assert seen == chunk_sizes
+
+
 @pytest.mark.parametrize("size", [64, 96, 128])
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_explain_outputs_shapes_and_dtypes(backbone: str, size: int) -> None:

@@ -106,7 +106,14 @@ class ReciproCAM(ExplainAlgo):
         return scores.transpose(1, 2).reshape(batch, -1, height, width)
 
     def _masked_copy_scores(self, feature_map: Tensor) -> Tensor:
-        """Scores (B, h·w, K) of every single-position copy, built chunk by chunk of positions."""
+        """Scores (B, h·w, K) of every single-position copy, at most ``max_chunk`` copies at a time: chunks of
+        positions of all images, or, with more images than ``max_chunk``, one position of a few images."""
+        images = max(1, self.max_chunk)
+        if feature_map.shape[0] <= images:  # always so when traced with one image
+            return self._masked_copy_scores_of(feature_map)
+        return torch.cat([self._masked_copy_scores_of(chunk) for chunk in feature_map.split(images)])
+
+    def _masked_copy_scores_of(self, feature_map: Tensor) -> Tensor:
         batch, _, height, width = feature_map.shape
         positions = height * width
         eye = torch.eye(positions, dtype=feature_map.dtype, device=feature_map.device)
