@@ -32,6 +32,7 @@ from _timing import RoundBudget, Timing, Unit, Work, time_interleaved, units_per
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.saliency import unread_outputs
+from otx_xai.openvino.compiled_forms import MAX_STATIC_BATCHES
 from otx_xai.openvino.export import export_ir
 from otx_xai.openvino.inference import IRModel
 
@@ -99,10 +100,12 @@ ALL_OUTPUTS = "all_outputs"  # an IR-only mode: the explain IR with every output
 
 
 def load_ir(path: str | Path, precision: str = "f32", num_requests: int | None = None,
-            every_output: bool = False) -> IRModel:
-    """An IR compiled as the explain stage compiles it with its default config, or with ``every_output``."""
+            every_output: bool = False, max_static_batches: int = MAX_STATIC_BATCHES) -> IRModel:
+    """An IR compiled as the explain stage compiles it with its default config, or with ``every_output``
+    (``max_static_batches=0``: every batch on the dynamic form)."""
     skips = () if every_output else STAGE_SKIPS
-    return IRModel(path, precision=precision, num_requests=num_requests, skip_outputs=skips)
+    return IRModel(path, precision=precision, num_requests=num_requests, skip_outputs=skips,
+                   max_static_batches=max_static_batches)
 
 
 def export_and_load(model: torch.nn.Module, size: int, directory: str | Path, explain: bool,

@@ -4,7 +4,7 @@
 ``max_static_batches=0`` it runs everything on the exported dynamic batch. For classifiers
 (``backbone[:head]`` as in ``bench_cnn_explain_cost.py``, at 224) and detectors (as in
 ``bench_detector_explain_cost.py``), batch 1 and 8, on the IR only (f32, THROUGHPUT hint, all requests in
-flight), side by side:
+flight), side by side, with each mode's peak RSS in a fresh process (what the static copies cost):
 
 - predict / explain: the IRs exported without / with explain, as ``otx explain`` compiles them (static);
 - predict_dynamic / explain_dynamic: the same IRs with ``max_static_batches=0``.
@@ -26,8 +26,11 @@ from _common import (
     export_and_load,
     header,
     ir_speed_modes,
+    ir_work,
+    load_ir,
     markdown_table,
     max_grey_diff,
+    maybe_run_rss_child,
     noise_line,
     random_images,
     resolve,
@@ -35,6 +38,7 @@ from _common import (
     speed_arguments,
     speed_table,
 )
+from _timing import Work
 from bench_cnn_explain_cost import build as build_classifier
 from bench_detector_explain_cost import SIZES as DETECTOR_SIZES
 from bench_detector_explain_cost import build as build_detector
@@ -51,10 +55,19 @@ def build(name: str) -> tuple[object, int]:
     return build_classifier(name, 224), 224
 
 
+DYNAMIC = "_dynamic"
+
+
 def dynamic(ir: IRModel) -> IRModel:
-    """The same IR with the same outputs, every batch on the dynamic form."""
-    skipped = set(ir.ir_output_names) - set(ir.output_names)
-    return IRModel(ir.path, precision=ir.precision, skip_outputs=skipped, max_static_batches=0)
+    """The same IR compiled the same way (``load_ir``), every batch on the dynamic form."""
+    return load_ir(ir.path, precision=ir.precision, max_static_batches=0)
+
+
+def make_work(spec: dict, images: np.ndarray) -> Work:
+    """A peak-RSS child's work: one mode's IR, on static copies or (``*_dynamic``) the dynamic batch."""
+    mode = spec["mode"]
+    ir = load_ir(spec["xml"][mode.removesuffix(DYNAMIC)], **({"max_static_batches": 0} if DYNAMIC in mode else {}))
+    return ir_work(ir, images, ir.num_requests)
 
 
 def agreement(name: str, irs: dict[str, IRModel], batch: int, size: int) -> list[object]:
@@ -75,14 +88,17 @@ def gains(row: SpeedRow) -> list[object]:
 
 
 def main() -> None:
+    maybe_run_rss_child(make_work)
     parser = speed_arguments(__doc__.splitlines()[0], rounds=9, quick_rounds=3)
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
                         help="classifiers backbone[:head] and detectors by architecture")
     args = parser.parse_args()
-    rounds, budget, _ = resolve(args)
+    rounds, budget, rss = resolve(args)
     print(header("IR: static-shape copies per batch size vs the dynamic batch"))
     print("Rows as they finish. img/s = median over rounds; X/predict = median of per-round per-image cost "
-          "ratios (predict: the static form, as `otx explain` runs it). --size is ignored.\n")
+          "ratios (predict: the static form, as `otx explain` runs it); peak RSS = VmHWM of a fresh process "
+          "running only that mode over the batch sizes in turn (+ its rise once the IR is loaded, static copies "
+          "compiled on the way). --size is ignored.\n")
     print(speed_table([], with_header=True, modes=MODES), flush=True)
     rows: list[SpeedRow] = []
     checks = []
@@ -91,9 +107,10 @@ def main() -> None:
             model, size = build(name)
             irs = {mode: export_and_load(model, size, f"{workdir}/{name.replace(':', '_')}_{mode}",
                                          explain=mode == "explain") for mode in ("predict", "explain")}
-            irs |= {f"{mode}_dynamic": dynamic(ir) for mode, ir in irs.items()}
-            case = SpeedCase(name=name, modes={"IR": ir_speed_modes(irs)}, spec={"model": name, "size": size})
-            rows += run_speed_case(case, __file__, args.batches, rounds, budget, rss=False)
+            spec = {"model": name, "size": size, "xml": {mode: str(ir.path) for mode, ir in irs.items()}}
+            irs |= {f"{mode}{DYNAMIC}": dynamic(ir) for mode, ir in irs.items()}
+            case = SpeedCase(name=name, modes={"IR": ir_speed_modes(irs)}, spec=spec)
+            rows += run_speed_case(case, __file__, args.batches, rounds, budget, rss)
             checks += [agreement(name, irs, batch, size) for batch in args.batches]
     print("\n" + speed_table(rows, with_header=True))
     print("\nDynamic / static per-image cost, and explain/predict on each form:\n")
