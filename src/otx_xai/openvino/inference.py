@@ -18,8 +18,8 @@ from otx_xai.openvino.metadata import XAI_OUTPUTS, read_metadata
 
 PRECISIONS = ("f32", "bf16")  # values of the CPU plugin's INFERENCE_PRECISION_HINT we offer
 
-Pending = tuple[ov.InferRequest | None, CompiledForm | None, dict[str, Any]]  # a batch in flight (no
-# request: nothing to infer) and the compiled form its request belongs to
+# a batch in flight: its request and the compiled form that request belongs to (both None: nothing to infer)
+Pending = tuple[ov.InferRequest | None, CompiledForm | None, dict[str, Any]]
 
 
 class IRError(ValueError):
@@ -38,7 +38,8 @@ class IRModel:
     the compiled model, and so is whatever only they need, e.g. ``feature_map``'s reorder to NCHW (2-3 %
     of a mobilenet_v3_small at batch 1). ``ir_output_names`` still lists every output of the IR.
     Each batch size runs on a copy compiled with that batch fixed, up to ``max_static_batches`` sizes
-    (``compiled_forms``): the dynamic batch costs a small model 10-27 % per inference.
+    (``compiled_forms``): the dynamic batch costs 3-30 % per image on the benchmark models
+    (``benchmarks/bench_ir_static_batch.py``).
     """
 
     def __init__(
