@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
+from otx_xai.data.classification_records import read_classification_records
 from otx_xai.data.datamodule import ClassificationDataModule, DataConfig
 from otx_xai.data.dataset import FailedImage, ImageDataset, collate
-from otx_xai.data.records import SUBSETS, DatasetError, read_classification_records, sanitize_id
+from otx_xai.data.records import SUBSETS, DatasetError, sanitize_id
 from otx_xai.data.shapes import SHAPE_CLASSES, make_classification_shapes
 from otx_xai.data.transforms import Preprocess
 

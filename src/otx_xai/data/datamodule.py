@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otx_xai.data.base_datamodule import RecordsDataModule
+from otx_xai.data.classification_records import read_classification_records
 from otx_xai.data.dataset import ImageDataset, collate
-from otx_xai.data.records import DatasetError, ImageRecord, read_classification_records
+from otx_xai.data.records import DatasetError, ImageRecord
 from otx_xai.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 
