@@ -7,7 +7,8 @@ from typing import Any
 
 import lightning
 
-from otx_xai.explain.entity import ImageInfo, ModelInfo, PredictionBatch, build_prediction_batch
+from otx_xai.explain.batch_readers import build_prediction_batch
+from otx_xai.explain.entity import ImageInfo, ModelInfo, PredictionBatch
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
 
 

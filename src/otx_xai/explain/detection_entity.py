@@ -8,18 +8,11 @@ each ImageInfo. ``scores`` (B, K) is the per-class maximum box score (0 for a cl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from otx_xai.explain.entity import ImageInfo, ModelInfo, PredictionBatch
-
-
-def _numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
+from otx_xai.explain.entity import ImageInfo, ModelInfo, PredictionBatch, explain_outputs, to_numpy
 
 
 def to_original_pixels(boxes: np.ndarray, info: ImageInfo) -> np.ndarray:
@@ -31,10 +24,8 @@ def to_original_pixels(boxes: np.ndarray, info: ImageInfo) -> np.ndarray:
 
 def detection_batch(outputs: Mapping[str, Any], infos: list[ImageInfo], model: ModelInfo) -> PredictionBatch:
     """A PredictionBatch from detector outputs: boxes per image in original pixels, class scores."""
-    from otx_xai.explain.entity import PredictionBatch  # entity imports this module for its registry
-
-    bboxes = _numpy(outputs["bboxes"]).astype(np.float32)
-    labels = _numpy(outputs["labels"]).astype(np.int64)
+    bboxes = to_numpy(outputs["bboxes"]).astype(np.float32)
+    labels = to_numpy(outputs["labels"]).astype(np.int64)
     scores = np.zeros((len(infos), len(model.label_names)), dtype=np.float32)
     boxes, box_labels, box_scores = [], [], []
     for index, info in enumerate(infos):
@@ -44,9 +35,5 @@ def detection_batch(outputs: Mapping[str, Any], infos: list[ImageInfo], model: M
         boxes.append(to_original_pixels(bboxes[index, keep, :4], info))
         box_labels.append(kept_labels)
         box_scores.append(kept_scores)
-    optional = {name: (_numpy(outputs[name]) if outputs.get(name) is not None else None)
-                for name in ("saliency_map", "feature_vector", "feature_map")}
-    if optional["saliency_map"] is not None:
-        optional["saliency_map"] = optional["saliency_map"].astype(np.uint8, copy=False)
     return PredictionBatch(infos=infos, model=model, scores=scores, boxes=boxes, box_labels=box_labels,
-                           box_scores=box_scores, **optional)
+                           box_scores=box_scores, **explain_outputs(outputs))

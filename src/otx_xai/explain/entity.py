@@ -3,6 +3,8 @@
 Both the checkpoint path (Lightning predict + callback) and the IR path (OpenVINO runtime) produce
 ``PredictionBatch`` objects from a dict of model outputs named as in the IR, so everything downstream
 (target selection, postprocess, dump, metrics) never knows where the maps came from.
+The per-task readers (``classification_batch`` here, ``detection_entity``, ``instance_seg_entity``) build
+on these types; ``batch_readers.build_prediction_batch`` picks one by task.
 """
 
 from __future__ import annotations
@@ -12,9 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from otx_xai.explain.detection_entity import detection_batch
-from otx_xai.explain.instance_seg_entity import instance_seg_batch
 
 
 @dataclass
@@ -76,7 +75,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def _numpy(value: Any) -> np.ndarray:
+def to_numpy(value: Any) -> np.ndarray:
+    """A tensor (any device) or array-like as a numpy array."""
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
@@ -86,25 +86,15 @@ def classification_batch(
     outputs: Mapping[str, Any], infos: list[ImageInfo], model: ModelInfo
 ) -> PredictionBatch:
     """A PredictionBatch from classifier outputs named as in the IR (logits, saliency_map, ...)."""
-    logits = _numpy(outputs["logits"]).astype(np.float32)
+    logits = to_numpy(outputs["logits"]).astype(np.float32)
     scores = 1.0 / (1.0 + np.exp(-logits)) if model.multilabel else softmax(logits)
-    optional = {
-        name: (_numpy(outputs[name]) if outputs.get(name) is not None else None)
-        for name in ("saliency_map", "feature_vector", "feature_map")
-    }
+    return PredictionBatch(infos=infos, model=model, scores=scores.astype(np.float32), **explain_outputs(outputs))
+
+
+def explain_outputs(outputs: Mapping[str, Any]) -> dict[str, np.ndarray | None]:
+    """``saliency_map`` (as uint8), ``feature_vector`` and ``feature_map`` of any task's outputs (None if absent)."""
+    optional = {name: (to_numpy(outputs[name]) if outputs.get(name) is not None else None)
+                for name in ("saliency_map", "feature_vector", "feature_map")}
     if optional["saliency_map"] is not None:
         optional["saliency_map"] = optional["saliency_map"].astype(np.uint8, copy=False)
-    return PredictionBatch(infos=infos, model=model, scores=scores.astype(np.float32), **optional)
-
-
-BATCH_BUILDERS = {"classification": classification_batch, "detection": detection_batch,
-                  "instance_segmentation": instance_seg_batch}
-
-
-def build_prediction_batch(
-    outputs: Mapping[str, Any], infos: list[ImageInfo], model: ModelInfo
-) -> PredictionBatch:
-    """The PredictionBatch of any task, from outputs named as in the IR."""
-    if model.task not in BATCH_BUILDERS:
-        raise ValueError(f"no prediction reader for task {model.task!r}: one of {', '.join(BATCH_BUILDERS)}")
-    return BATCH_BUILDERS[model.task](outputs, infos, model)
+    return optional

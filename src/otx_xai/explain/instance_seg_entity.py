@@ -10,23 +10,15 @@ and thresholded at ``MASK_THRESHOLD``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
 from otx_xai.explain.detection_entity import detection_batch
-
-if TYPE_CHECKING:
-    from otx_xai.explain.entity import ImageInfo, ModelInfo, PredictionBatch
+from otx_xai.explain.entity import ImageInfo, ModelInfo, PredictionBatch, to_numpy
 
 MASK_THRESHOLD = 0.5
-
-
-def _numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def to_original_masks(masks: np.ndarray, info: ImageInfo) -> np.ndarray:
@@ -42,7 +34,7 @@ def to_original_masks(masks: np.ndarray, info: ImageInfo) -> np.ndarray:
 def instance_seg_batch(outputs: Mapping[str, Any], infos: list[ImageInfo], model: ModelInfo) -> PredictionBatch:
     """A PredictionBatch from Mask R-CNN outputs (bboxes, labels, masks[, saliency_map, ...])."""
     batch = detection_batch(outputs, infos, model)
-    bboxes, labels, masks = (_numpy(outputs[name]) for name in ("bboxes", "labels", "masks"))
+    bboxes, labels, masks = (to_numpy(outputs[name]) for name in ("bboxes", "labels", "masks"))
     batch.masks = []
     for index, info in enumerate(infos):  # the rows detection_batch kept, in the same order
         keep = (labels[index] >= 0) & (labels[index] < len(model.label_names)) & (bboxes[index, :, 4] > 0)

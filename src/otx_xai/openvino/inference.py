@@ -11,7 +11,8 @@ import numpy as np
 import openvino as ov
 
 from otx_xai.data.datamodule import DataConfig
-from otx_xai.explain.entity import ModelInfo, PredictionBatch, build_prediction_batch
+from otx_xai.explain.batch_readers import build_prediction_batch
+from otx_xai.explain.entity import ModelInfo, PredictionBatch
 from otx_xai.openvino.compile_passes import fuse_uint8_casts, remove_outputs
 from otx_xai.openvino.compiled_forms import MAX_STATIC_BATCHES, CompiledForm, CompiledForms
 from otx_xai.openvino.metadata import XAI_OUTPUTS, read_metadata
