@@ -51,17 +51,13 @@ def record_info(record: SampleRecord, original: tuple[int, int], valid: tuple[in
     )
 
 
-class ImageDataset(Dataset):
-    """Samples ``{"image", "label", "info"}`` or a ``FailedImage`` for unreadable files."""
+class RecordImageDataset(Dataset):
+    """What every dataset of image records shares: read the image (or a ``FailedImage``), flip it at
+    random when augmenting, preprocess it and describe it; subclasses turn that into their sample."""
 
-    def __init__(
-        self, records: list[ImageRecord], preprocess: Preprocess, num_classes: int,
-        multilabel: bool = False, augment: bool = False,
-    ) -> None:
+    def __init__(self, records: list[SampleRecord], preprocess: Preprocess, augment: bool = False) -> None:
         self.records = records
         self.preprocess = preprocess
-        self.num_classes = num_classes
-        self.multilabel = multilabel
         self.augment = augment
 
     def __len__(self) -> int:
@@ -72,11 +68,33 @@ class ImageDataset(Dataset):
         image = read_record_image(record)
         if isinstance(image, FailedImage):
             return image
-        if self.augment and np.random.random() < 0.5:
+        original = (int(image.shape[0]), int(image.shape[1]))
+        flipped = bool(self.augment and np.random.random() < 0.5)
+        if flipped:
             image = np.ascontiguousarray(image[:, ::-1])
         tensor, valid = self.preprocess(image)
-        info = record_info(record, (int(image.shape[0]), int(image.shape[1])), valid, self.preprocess)
-        return {"image": tensor, "label": self._target(record.labels), "info": info}
+        return self.make_sample(record, tensor, record_info(record, original, valid, self.preprocess), flipped)
+
+    def make_sample(self, record: SampleRecord, image: torch.Tensor, info: ImageInfo,
+                    flipped: bool) -> dict[str, Any]:
+        """The sample of a read record: ``image`` preprocessed, ``flipped`` when it was mirrored left-right."""
+        raise NotImplementedError
+
+
+class ImageDataset(RecordImageDataset):
+    """Samples ``{"image", "label", "info"}`` or a ``FailedImage`` for unreadable files."""
+
+    def __init__(
+        self, records: list[ImageRecord], preprocess: Preprocess, num_classes: int,
+        multilabel: bool = False, augment: bool = False,
+    ) -> None:
+        super().__init__(records, preprocess, augment)
+        self.num_classes = num_classes
+        self.multilabel = multilabel
+
+    def make_sample(self, record: SampleRecord, image: torch.Tensor, info: ImageInfo,
+                    flipped: bool) -> dict[str, Any]:
+        return {"image": image, "label": self._target(record.labels), "info": info}
 
     def _target(self, labels: list[int]) -> torch.Tensor:
         if self.multilabel:

@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from otx_xai.data.base_datamodule import RecordsDataModule
 from otx_xai.data.coco import COCO_HINT, CocoRecord
 from otx_xai.data.datamodule import DataConfig
-from otx_xai.data.dataset import FailedImage, read_record_image, record_info
+from otx_xai.data.dataset import FailedImage, RecordImageDataset, SampleRecord
 from otx_xai.data.object_records import read_object_records
-from otx_xai.data.transforms import Preprocess
+from otx_xai.explain.entity import ImageInfo
 
 MIN_BOX_SIDE = 1.0  # input pixels; thinner target boxes are dropped (torchvision rejects degenerate boxes)
 
@@ -31,30 +30,16 @@ def scale_boxes(boxes: np.ndarray, original: tuple[int, int], valid: tuple[int, 
     return np.clip(boxes, 0.0, limits) * scale
 
 
-class DetectionDataset(Dataset):
+class DetectionDataset(RecordImageDataset):
     """Samples ``{"image", "target": {"boxes", "labels"}, "info"}`` or a ``FailedImage``."""
 
-    def __init__(self, records: list[CocoRecord], preprocess: Preprocess, augment: bool = False) -> None:
-        self.records = records
-        self.preprocess = preprocess
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> dict[str, Any] | FailedImage:
-        record = self.records[index]
-        image = read_record_image(record)
-        if isinstance(image, FailedImage):
-            return image
-        original = (int(image.shape[0]), int(image.shape[1]))
+    def make_sample(self, record: SampleRecord, image: torch.Tensor, info: ImageInfo,
+                    flipped: bool) -> dict[str, Any]:
+        original, valid = info.original_size, info.valid_size
         boxes = np.asarray(record.boxes, dtype=np.float32).reshape(-1, 4)
-        if self.augment and np.random.random() < 0.5:
-            image = np.ascontiguousarray(image[:, ::-1])
+        if flipped:
             boxes = np.stack([original[1] - boxes[:, 2], boxes[:, 1], original[1] - boxes[:, 0], boxes[:, 3]], 1)
-        tensor, valid = self.preprocess(image)
-        info = record_info(record, original, valid, self.preprocess)
-        return {"image": tensor, "target": self._target(boxes, record.labels, original, valid), "info": info}
+        return {"image": image, "target": self._target(boxes, record.labels, original, valid), "info": info}
 
     @staticmethod
     def _target(
