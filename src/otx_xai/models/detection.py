@@ -15,12 +15,13 @@ import torch
 from torch import Tensor
 
 from otx_xai.explain.methods.det_class_prob_map import DetClassProbabilityMap
-from otx_xai.models.base import ExplainableModel, batch_images
+from otx_xai.models.base import batch_images
 from otx_xai.models.det_postprocess import frozen_size, select_detections
 from otx_xai.models.detectors import HeadResult, build_detector
+from otx_xai.models.object_model import ObjectModel
 
 
-class SingleStageDetector(ExplainableModel):
+class SingleStageDetector(ObjectModel):
     """SSDlite, RetinaNet or FCOS (torchvision, random or locally loaded weights) with explain outputs.
 
     Args:
@@ -48,10 +49,8 @@ class SingleStageDetector(ExplainableModel):
         detections_per_img: int = 100,
         pre_nms_top_k: int = 300,
     ) -> None:
-        super().__init__()
+        super().__init__(label_names, lr)
         self.save_hyperparameters()
-        self.label_names = list(label_names)
-        self.lr = lr
         self.score_thresh = score_thresh
         self.nms_thresh = nms_thresh
         self.detections_per_img = detections_per_img
@@ -81,24 +80,12 @@ class SingleStageDetector(ExplainableModel):
             "feature_map": middle,
         }
 
-    def export_outputs(self, images: Tensor, explain: bool) -> dict[str, Tensor]:
-        return self.forward_explain(images) if explain else self(images)
+    def empty_predictions(self, images: Tensor) -> dict[str, Tensor]:
+        n = self.detections_per_img
+        return {"bboxes": images.new_zeros(0, n, 5), "labels": torch.zeros(0, n, dtype=torch.int64)}
 
-    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
-        images = batch_images(batch)
-        if images.numel() == 0:
-            n = self.detections_per_img
-            return {"bboxes": images.new_zeros(0, n, 5), "labels": torch.zeros(0, n, dtype=torch.int64)}
-        return self.forward_explain(images) if self.explain_mode else self(images)
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
-        if not batch["infos"]:
-            return None  # every image of the batch was unreadable
-        losses = self.detector.loss(self.detector(batch_images(batch)), batch["targets"])
-        loss = sum(losses.values())
-        size = len(batch["infos"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        return loss
+    def losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        return self.detector.loss(self.detector(batch_images(batch)), batch["targets"])
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         """Loss, and ``accuracy``: the share of images whose top-scored box has a ground-truth label."""

@@ -22,9 +22,10 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
 from otx_xai.explain.methods.instance_seg_map import InstSegMaskMap
-from otx_xai.models.base import ExplainableModel, batch_images
+from otx_xai.models.base import batch_images
 from otx_xai.models.maskrcnn_builders import build_maskrcnn
 from otx_xai.models.maskrcnn_inference import InstancePredictions, predict_instances, static_int
+from otx_xai.models.object_model import ObjectModel
 
 PREDICTION_OUTPUTS = ("bboxes", "labels", "masks")
 MATCH_IOU = 0.5  # validation proxy: a detection matches an object of its label at this box IoU
@@ -60,7 +61,7 @@ def matched_objects(boxes: Tensor, scores: Tensor, labels: Tensor, target: dict[
     return matched
 
 
-class MaskRCNN(ExplainableModel):
+class MaskRCNN(ObjectModel):
     """Mask R-CNN (torchvision) with instance-seg mask aggregation in its explain forward.
 
     Args:
@@ -86,11 +87,8 @@ class MaskRCNN(ExplainableModel):
         score_thresh: float = 0.05,
         detections_per_img: int = 20,
     ) -> None:
-        super().__init__()
+        super().__init__(label_names, lr)
         self.save_hyperparameters()
-        self.label_names = list(label_names)
-        self.multilabel = False
-        self.lr = lr
         self.net = build_maskrcnn(architecture, len(self.label_names), weights, score_thresh, detections_per_img)
         self.explainer = InstSegMaskMap(len(self.label_names))
 
@@ -116,35 +114,19 @@ class MaskRCNN(ExplainableModel):
             "feature_map": feature_map,
         }
 
-    def export_outputs(self, images: Tensor, explain: bool) -> dict[str, Tensor]:
-        return self.forward_explain(images) if explain else self(images)
+    def empty_predictions(self, images: Tensor) -> dict[str, Tensor]:
+        return {"bboxes": images.new_zeros(0, 0, 5), "labels": images.new_zeros(0, 0, dtype=torch.int64),
+                "masks": images.new_zeros(0, 0, 0, 0)}
 
-    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
-        images = batch_images(batch)
-        if images.numel() == 0:
-            return {"bboxes": images.new_zeros(0, 0, 5), "labels": images.new_zeros(0, 0, dtype=torch.int64),
-                    "masks": images.new_zeros(0, 0, 0, 0)}
-        return self.forward_explain(images) if self.explain_mode else self(images)
-
-    def _losses(self, images: Tensor, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    def losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """torchvision's RPN and RoI-head losses, the image list taken as is (no resize)."""
+        images, targets = batch_images(batch), instance_targets(batch)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         image_list = ImageList(images, [size] * len(images))
         features = self.net.backbone(images)
         proposals, rpn_losses = self.net.rpn(image_list, features, targets)
         _, head_losses = self.net.roi_heads(features, proposals, image_list.image_sizes, targets)
         return {**rpn_losses, **head_losses}
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
-        if not batch["infos"]:
-            return None
-        losses = self._losses(batch_images(batch), instance_targets(batch))
-        loss = sum(losses.values())
-        size = len(batch["infos"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        for name, value in losses.items():
-            self.log(f"train/{name}", value, batch_size=size)
-        return loss
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> None:
         """Log ``<stage>/accuracy``: F1 of detections (score ≥ 0.5) matching objects at box IoU 0.5."""
