@@ -2,7 +2,7 @@
 
 A peak-RSS child is ``python <script> --rss-child '<json spec>'``: the script loads one mode, runs it twice
 per batch size (ascending) and prints [loaded RSS, peak after each batch] as JSON
-(``_common.maybe_run_rss_child``).
+(``_speed.maybe_run_rss_child``).
 """
 
 from __future__ import annotations

@@ -19,30 +19,23 @@ import tempfile
 import numpy as np
 import torch
 
-from _common import (
+from _inputs import calibrate_batchnorm_, max_grey_diff, random_images
+from _ir import export_and_load, load_ir
+from _machine import header, set_torch_threads
+from _modes import ir_speed_modes, ir_work, torch_speed_modes, torch_work
+from _speed import (
     SpeedCase,
     SpeedRow,
-    Work,
-    calibrate_batchnorm_,
-    export_and_load,
     goal_verdict,
-    header,
-    ir_speed_modes,
-    ir_work,
-    load_ir,
-    markdown_table,
-    max_grey_diff,
     maybe_run_rss_child,
     noise_line,
-    random_images,
     resolve,
     run_speed_case,
-    set_torch_threads,
     speed_arguments,
     speed_table,
-    torch_speed_modes,
-    torch_work,
 )
+from _tables import markdown_table
+from _timing import Work
 from otx_xai.models.detection import SingleStageDetector
 from otx_xai.openvino.inference import IRModel
 

@@ -19,25 +19,21 @@ import tempfile
 
 import numpy as np
 
-from _common import (
-    NULL,
+from _inputs import max_grey_diff, random_images
+from _ir import export_and_load, load_ir
+from _machine import header
+from _modes import NULL, ir_speed_modes, ir_work
+from _speed import (
     SpeedCase,
     SpeedRow,
-    export_and_load,
-    header,
-    ir_speed_modes,
-    ir_work,
-    load_ir,
-    markdown_table,
-    max_grey_diff,
     maybe_run_rss_child,
     noise_line,
-    random_images,
     resolve,
     run_speed_case,
     speed_arguments,
     speed_table,
 )
+from _tables import markdown_table
 from _timing import Work
 from bench_cnn_explain_cost import build as build_classifier
 from bench_detector_explain_cost import SIZES as DETECTOR_SIZES

@@ -31,8 +31,10 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from _common import calibrate_batchnorm_, header, markdown_table, random_images, set_torch_threads
+from _inputs import calibrate_batchnorm_, random_images
+from _machine import header, set_torch_threads
 from _rss import peak_rss_mib, reset_peak_rss, rss_mib
+from _tables import markdown_table
 from otx_xai.explain.methods.recipro_cam import ReciproCAM
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM
 from otx_xai.models.vit import VisionTransformerClassifier
