@@ -1,0 +1,88 @@
+"""Speed / balance / quality presets of the black-box methods and the settings a run resolves to.
+
+AISE's presets are the OpenVINO XAI guide's (iterations per kernel and kernel widths per preset).
+The guide gives RISE's presets only as "more masks from speed to quality" (1000-10000 inferences):
+ours are 1000 / 2000 / 5000 masks on an 8×8 grid at probability 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+
+class Preset(str, Enum):
+    """Compute budget of a black-box method."""
+
+    SPEED = "speed"
+    BALANCE = "balance"
+    QUALITY = "quality"
+
+
+RISE_MASKS = {Preset.SPEED: 1000, Preset.BALANCE: 2000, Preset.QUALITY: 5000}
+AISE_ITERATIONS = {Preset.SPEED: 25, Preset.BALANCE: 50, Preset.QUALITY: 85}
+AISE_KERNEL_WIDTHS = {Preset.SPEED: (0.1, 0.175, 0.25), Preset.BALANCE: (0.1, 0.175, 0.25),
+                      Preset.QUALITY: (0.075, 0.1333, 0.1917, 0.25)}
+
+
+@dataclass
+class BlackBoxConfig:
+    """Settings of the black-box methods (``--black_box.*``); None takes the preset's value.
+
+    Args:
+        preset: speed, balance (default) or quality.
+        num_masks: RISE masks, i.e. inferences per image (preset: 1000 / 2000 / 5000).
+        num_cells: RISE mask grid, cells per side (cell size = input size / cells, rounded up).
+        prob: RISE probability that a cell is kept.
+        seed: RISE mask seed (the same masks for every image of a run).
+        iterations: AISE optimizer evaluations per kernel width and target (preset: 25 / 50 / 85);
+            each costs two inferences (the kernel kept, the kernel deleted).
+        kernel_widths: AISE Gaussian kernel widths, as fractions of the input side.
+        batch_size: perturbed images per model call (the IR keeps several such calls in flight).
+    """
+
+    preset: Preset = Preset.BALANCE
+    num_masks: int | None = None
+    num_cells: int = 8
+    prob: float = 0.5
+    seed: int = 0
+    iterations: int | None = None
+    kernel_widths: list[float] | None = None
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        try:
+            self.preset = Preset(str(getattr(self.preset, "value", self.preset)).lower())
+        except ValueError:
+            raise ValueError(f"unknown black_box.preset {self.preset!r}: use one of "
+                             f"{', '.join(p.value for p in Preset)}") from None
+        for name in ("num_masks", "num_cells", "iterations", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"black_box.{name}={value} must be a positive integer")
+        if not 0.0 < float(self.prob) < 1.0:
+            raise ValueError(f"black_box.prob={self.prob} must be strictly between 0 and 1 (the share of "
+                             "cells a mask keeps)")
+        if self.kernel_widths is not None and (not self.kernel_widths or min(self.kernel_widths) <= 0):
+            raise ValueError(f"black_box.kernel_widths={self.kernel_widths} must be positive fractions of "
+                             "the input side, e.g. [0.1, 0.25]")
+
+    @property
+    def masks(self) -> int:
+        """RISE masks after the preset."""
+        return int(self.num_masks or RISE_MASKS[self.preset])
+
+    @property
+    def aise_iterations(self) -> int:
+        """AISE evaluations per kernel width after the preset."""
+        return int(self.iterations or AISE_ITERATIONS[self.preset])
+
+    @property
+    def aise_kernel_widths(self) -> tuple[float, ...]:
+        """AISE kernel widths after the preset."""
+        return tuple(float(w) for w in (self.kernel_widths or AISE_KERNEL_WIDTHS[self.preset]))
+
+    def record(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (preset as its name)."""
+        return {**asdict(self), "preset": self.preset.value}
