@@ -24,6 +24,7 @@ from hypothesis import settings
 
 from otx_xai import Engine
 from otx_xai.data.shapes import make_classification_shapes
+from otx_xai.explain.dump import SALIENCY_DIR
 from otx_xai.openvino.metadata import read_metadata
 
 # The suite's fuzz tests draw the same examples on every run ("ci", the default), so a run's verdict does not
@@ -134,7 +135,7 @@ def read_ir(xml: Path) -> tuple[list[str], dict[str, Any]]:
 def raw_maps(run_dir: Path) -> dict[str, np.ndarray]:
     """The raw (K, h, w) uint8 maps a dumped run wrote, by image id."""
     suffix = "_saliency_map.npy"
-    return {p.name[: -len(suffix)]: np.load(p) for p in (run_dir / "saliency_map").glob(f"*{suffix}")}
+    return {p.name[: -len(suffix)]: np.load(p) for p in (run_dir / SALIENCY_DIR).glob(f"*{suffix}")}
 
 
 def copy_images(source: Path, target: Path, count: int) -> list[Path]:

@@ -162,6 +162,7 @@ def run(stage: str, args: Namespace) -> int:
 
 
 def _print_explain_summary(engine: Any, dump: bool) -> None:
+    from otx_xai.explain.dump import saliency_dir_name
     from otx_xai.explain.index_summary import gate_values
 
     run_dir, summary = engine.last_explain_dir, engine.last_explain_summary
@@ -175,7 +176,7 @@ def _print_explain_summary(engine: Any, dump: bool) -> None:
         print(f"sanity check: maps barely change with a randomized head "
               f"(median Spearman {summary['sanity_check']['median_spearman']:.2f})")
     if dump:
-        print(f"maps: {run_dir / 'saliency_map'}\nindex: {run_dir / 'explain_index.json'}")
+        print(f"maps: {run_dir / saliency_dir_name(run_dir)}\nindex: {run_dir / 'explain_index.json'}")
 
 
 def _configure_logging() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from otx_xai import Engine, ExplainConfig, TargetExplainGroup
 from otx_xai.data.shapes import make_classification_shapes
+from otx_xai.explain.dump import SALIENCY_DIR
 from otx_xai.explain.sink import ImageExplanation
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "classification" / "resnet18.yaml"
@@ -65,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
           f"val/accuracy {metrics.get('val/accuracy', float('nan')):.3f}")
     print(f"checkpoint         {checkpoint}")
     print(f"test accuracy      {_accuracy(from_checkpoint):.3f} over {len(from_checkpoint)} images")
-    print(f"overlays (ckpt)    {checkpoint_dir / 'saliency_map'}")
-    print(f"overlays (IR)      {engine.last_explain_dir / 'saliency_map'}")
+    print(f"overlays (ckpt)    {checkpoint_dir / SALIENCY_DIR}")
+    print(f"overlays (IR)      {engine.last_explain_dir / SALIENCY_DIR}")
     print(f"exported IR        {xml}")
     print(f"pointing game      {_hit_rate(from_checkpoint):.3f} (checkpoint), {_hit_rate(from_ir):.3f} (IR)")
     print(f"|ckpt - IR| maps   {map_difference(from_checkpoint, from_ir):.3f} grey levels (mean, f32 IR)")

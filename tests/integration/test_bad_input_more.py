@@ -15,7 +15,7 @@ import otx_xai.explain.sink as sink_module
 from conftest import RECIPES, TrainedRun, assert_clean_failure
 from otx_xai import Engine
 from otx_xai.cli import main
-from otx_xai.explain.dump import atomic_write_bytes
+from otx_xai.explain.dump import SALIENCY_DIR, atomic_write_bytes
 
 
 def _fails(args: list, capfd: pytest.CaptureFixture, *words: str) -> str:
@@ -89,7 +89,7 @@ def test_write_error_mid_dump_leaves_nothing_half_written(trained_run: TrainedRu
     _fails(args, capfd, "No space left on device")
     run_dir = (tmp_path / "ws" / ".latest" / "explain").resolve()
     assert not list(run_dir.rglob("*.tmp"))
-    assert all(p.stat().st_size > 0 for p in (run_dir / "saliency_map").iterdir())
+    assert all(p.stat().st_size > 0 for p in (run_dir / SALIENCY_DIR).iterdir())
     monkeypatch.undo()
     assert main([str(a) for a in [*args, "--resume", "True"]]) == 0
     index = json.loads((run_dir / "explain_index.json").read_text())

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from otx_xai import ExplainCallback, ExplainConfig, ExplainSink, TargetExplainGroup
+from otx_xai.explain.dump import SALIENCY_DIR
 from otx_xai.explain.entity import softmax
 
 LABELS = ["cat", "dog", "bird"]
@@ -119,10 +120,10 @@ def test_callback_dumps_a_foreign_module(module: UserCam, tmp_path: Path) -> Non
         entry = entries[result.info.image_id]
         top1 = result.predicted[0]
         assert entry["error"] is None and [p["label"] for p in entry["predicted"]] == [LABELS[top1]]
-        png = run_dir / "saliency_map" / f"{result.info.image_id}_class_{LABELS[top1]}_saliency_map.png"
-        assert f"saliency_map/{png.name}" in entry["files"]
+        png = run_dir / SALIENCY_DIR / f"{result.info.image_id}_class_{LABELS[top1]}_saliency_map.png"
+        assert f"{SALIENCY_DIR}/{png.name}" in entry["files"]
         assert np.array_equal(cv2.imread(str(png), cv2.IMREAD_UNCHANGED), result.raw_saliency_map[top1])
-        assert np.array_equal(np.load(run_dir / "saliency_map" / f"{result.info.image_id}_saliency_map.npy"),
+        assert np.array_equal(np.load(run_dir / SALIENCY_DIR / f"{result.info.image_id}_saliency_map.npy"),
                               result.raw_saliency_map)
     assert not list(run_dir.rglob(".*.tmp"))
 

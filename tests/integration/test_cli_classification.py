@@ -16,6 +16,7 @@ import yaml
 from conftest import RECIPES, raw_maps, read_index, read_ir, run_cli
 from otx_xai.cli import main
 from otx_xai.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from otx_xai.explain.dump import SALIENCY_DIR
 
 DESIGN_FLAGS = ["--work_dir", "--config", "--data_root", "--checkpoint", "--dump",
                 "--explain_config.target_explain_group", "--explain_config.postprocess",
@@ -89,7 +90,7 @@ def test_explain_dumps_predicted_maps_and_overlays(cli: CliChain) -> None:
             [f"{stem}_overlay.png", f"{stem}_saliency_map.png", f"{entry['image_id']}_saliency_map.npy"])
         original = cv2.imread(entry["source_path"])
         for suffix in ("saliency_map", "overlay"):
-            png = cv2.imread(str(cli.explain_dir / "saliency_map" / f"{stem}_{suffix}.png"))
+            png = cv2.imread(str(cli.explain_dir / SALIENCY_DIR / f"{stem}_{suffix}.png"))
             assert png.shape == original.shape, "postprocessed maps have the original image size"
         maps = raw[entry["image_id"]]
         assert maps.dtype == np.uint8 and maps.shape == (3, 2, 2)

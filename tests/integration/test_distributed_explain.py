@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import BIN, CHILD_THREADS, TrainedRun
+from otx_xai.explain.dump import SALIENCY_DIR
 
 TEST_IMAGES = {"circle": 3, "square": 2, "triangle": 2}  # 7 images, batches of 2: ranks get 4 and 3
 
@@ -38,7 +39,7 @@ def _explain(run: TrainedRun, data: Path, work_dir: Path, *extra: str) -> subpro
 
 
 def _files(run_dir: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in (run_dir / "saliency_map").iterdir()}
+    return {path.name: path.read_bytes() for path in (run_dir / SALIENCY_DIR).iterdir()}
 
 
 def test_ddp_explain_matches_one_process(trained_run: TrainedRun, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from otx_xai.explain.dump import SALIENCY_DIR
 from otx_xai.report import write_contact_sheet, write_csv_index, write_gallery
 from otx_xai.report.contact_sheet import CAPTION, PAD, THUMB, TITLE
 from otx_xai.report.csv_index import MapTarget, image_metrics, map_targets
@@ -31,10 +32,10 @@ def _png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (40, 
 
 
 def _entry(image_id: str, label: str, stem_label: str, metrics: dict, run: Path) -> dict:
-    files = [f"saliency_map/{image_id}_class_{stem_label}_{kind}.png" for kind in ("saliency_map", "overlay")]
+    files = [f"{SALIENCY_DIR}/{image_id}_class_{stem_label}_{kind}.png" for kind in ("saliency_map", "overlay")]
     for name in files:
         _png(run / name, IMAGES[image_id][0])
-    files.append(f"saliency_map/{image_id}_saliency_map.npy")
+    files.append(f"{SALIENCY_DIR}/{image_id}_saliency_map.npy")
     return {"image_id": image_id, "source_path": str(run.parent / "data" / f"{image_id}.png"),
             "original_size": [40, 60], "predicted": [{"index": 0, "label": label, "score": 0.875}],
             "files": files, "error": None, "metrics": metrics}
@@ -131,11 +132,11 @@ def test_gallery_cards_carry_labels_and_metrics(run: Path) -> None:
 
 
 def test_map_targets_fall_back_to_saliency_maps() -> None:
-    entry = {"image_id": "x_1", "files": ["saliency_map/x_1_class_cat_saliency_map.png",
-                                         "saliency_map/x_1_map_per_image_saliency_map.png",
-                                         "saliency_map/x_1_saliency_map.npy"]}
-    assert map_targets(entry) == [MapTarget("cat", "saliency_map/x_1_class_cat_saliency_map.png"),
-                                  MapTarget("map per image", "saliency_map/x_1_map_per_image_saliency_map.png")]
+    entry = {"image_id": "x_1", "files": [f"{SALIENCY_DIR}/x_1_class_cat_saliency_map.png",
+                                         f"{SALIENCY_DIR}/x_1_map_per_image_saliency_map.png",
+                                         f"{SALIENCY_DIR}/x_1_saliency_map.npy"]}
+    assert map_targets(entry) == [MapTarget("cat", f"{SALIENCY_DIR}/x_1_class_cat_saliency_map.png"),
+                                  MapTarget("map per image", f"{SALIENCY_DIR}/x_1_map_per_image_saliency_map.png")]
 
 
 def test_image_metrics_prefers_metrics_block() -> None:
@@ -156,7 +157,7 @@ def test_csv_index_rows_and_columns(run: Path) -> None:
     assert float(a["pointing_game"]) == 1.0 and float(b["adcc"]) == 0.9 and float(c["pointing_game"]) == 0.5
     assert b["predicted_labels"] == EVIL and b["ground_truth"] == "square"
     assert broken["error"] == "cannot decode <image> & stuff" and broken["pointing_game"] == ""
-    assert a["files"].split(";")[0] == "saliency_map/img_a_class_circle_saliency_map.png"
+    assert a["files"].split(";")[0] == f"{SALIENCY_DIR}/img_a_class_circle_saliency_map.png"
 
 
 def test_csv_index_defuses_formulas(run: Path) -> None:

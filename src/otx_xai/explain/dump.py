@@ -15,7 +15,8 @@ from otx_xai.data.records import sanitize_id
 from otx_xai.explain.index_summary import dedupe
 
 INDEX_VERSION = 1
-SALIENCY_DIR = "saliency_map"
+SALIENCY_DIR = "saliency_maps"  # the folder OTX's tutorial names: <run>/saliency_maps/
+LEGACY_SALIENCY_DIR = "saliency_map"  # runs written before the rename; --resume finishes them in it
 INDEX_JSON = "explain_index.json"
 INDEX_LINES = "explain_index.jsonl"
 
@@ -59,6 +60,11 @@ def map_file_stem(image_id: str, key: int | str, label_names: list[str]) -> str:
     return f"{image_id}_class_{sanitize_id(label)}"
 
 
+def saliency_dir_name(run_dir: Path) -> str:
+    """The folder a run's maps go to: ``SALIENCY_DIR``, or the old name for a run started under it (resume)."""
+    return LEGACY_SALIENCY_DIR if (run_dir / LEGACY_SALIENCY_DIR).is_dir() else SALIENCY_DIR
+
+
 def read_index_lines(path: Path) -> list[dict[str, Any]]:
     """The entries of a JSON-lines index, skipping a line torn by an interrupted run."""
     if not path.is_file():
@@ -96,12 +102,14 @@ def remove_temp_files(run_dir: Path) -> None:
 class RunIndex:
     """The run's index: one JSON line per image as it is done, one JSON document at the end.
 
-    Opening an existing run folder continues its index (resume). ``lines_name`` is another file for the
+    Opening an existing run folder continues its index (resume), and its maps folder (``maps_dir``, the
+    old ``saliency_map/`` for a run written before the rename). ``lines_name`` is another file for the
     lines (a rank of a distributed run appends to its own).
     """
 
     def __init__(self, run_dir: Path, header: dict[str, Any], lines_name: str = INDEX_LINES) -> None:
         self.run_dir = run_dir
+        self.maps_dir = saliency_dir_name(run_dir)
         self.header = {"version": INDEX_VERSION, **header}
         self.lines_path = run_dir / lines_name
         run_dir.mkdir(parents=True, exist_ok=True)

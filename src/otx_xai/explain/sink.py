@@ -19,7 +19,6 @@ from otx_xai.data.image_io import ImageReadError, read_image_rgb
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.dump import (
     INDEX_LINES,
-    SALIENCY_DIR,
     RunIndex,
     atomic_write_bytes,
     encode_npy,
@@ -145,19 +144,20 @@ class ExplainSink:
         self, batch: PredictionBatch, index: int, info: ImageInfo, maps: dict[MapKey, np.ndarray],
         original: np.ndarray | None,
     ) -> list[str]:
-        folder = self.run_dir / SALIENCY_DIR
+        maps_dir = self.index.maps_dir
+        folder = self.run_dir / maps_dir
         names = batch.model.label_names
         files = []
         for key, saliency in maps.items():
             stem = map_file_stem(info.image_id, key, names)
             atomic_write_bytes(folder / f"{stem}_saliency_map.png", encode_png(saliency))
-            files.append(f"{SALIENCY_DIR}/{stem}_saliency_map.png")
+            files.append(f"{maps_dir}/{stem}_saliency_map.png")
             if original is not None and self.config.postprocess:
                 atomic_write_bytes(folder / f"{stem}_overlay.png", encode_png(overlay(saliency, original)))
-                files.append(f"{SALIENCY_DIR}/{stem}_overlay.png")
+                files.append(f"{maps_dir}/{stem}_overlay.png")
         raw_name = f"{info.image_id}_saliency_map.npy"
         atomic_write_bytes(folder / raw_name, encode_npy(batch.saliency_map[index]))
-        files.append(f"{SALIENCY_DIR}/{raw_name}")
+        files.append(f"{maps_dir}/{raw_name}")
         return files
 
     def _entry(
