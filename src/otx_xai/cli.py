@@ -17,6 +17,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.config import ExplainConfig
+from otx_xai.report.numbers import for_people
 
 STAGES = {
     "train": "train a model from a recipe on a dataset",
@@ -141,10 +142,10 @@ def run(stage: str, args: Namespace) -> int:
     if stage == "train":
         metrics = engine.train(max_epochs=args.max_epochs, seed=args.seed, explain_probes=args.explain_probes)
         print(f"best checkpoint: {engine.checkpoint}")
-        print("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+        print("metrics: " + ", ".join(f"{k}={for_people(v)}" for k, v in sorted(metrics.items())))
     elif stage == "test":
         metrics = engine.test()
-        print("metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+        print("metrics: " + ", ".join(f"{k}={for_people(v)}" for k, v in sorted(metrics.items())))
     elif stage == "predict":
         batches = engine.predict()
         print(f"predicted {sum(len(b) for b in batches)} images")
@@ -171,10 +172,10 @@ def _print_explain_summary(engine: Any, dump: bool) -> None:
     print(f"explained {summary['explained']} images ({summary['failed']} unreadable) into {run_dir}")
     quality = gate_values(summary)
     if quality:
-        print("quality: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(quality.items())))
+        print("quality: " + ", ".join(f"{k}={for_people(v)}" for k, v in sorted(quality.items())))
     if summary.get("sanity_check", {}).get("flagged"):
         print(f"sanity check: maps barely change with a randomized head "
-              f"(median Spearman {summary['sanity_check']['median_spearman']:.2f})")
+              f"(median Spearman {for_people(summary['sanity_check']['median_spearman'])})")
     if dump:
         print(f"maps: {run_dir / saliency_dir_name(run_dir)}\nindex: {run_dir / 'explain_index.json'}")
 

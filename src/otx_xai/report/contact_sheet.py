@@ -16,6 +16,7 @@ import numpy as np
 from otx_xai.data.records import sanitize_id
 from otx_xai.explain.dump import atomic_write_bytes
 from otx_xai.report.csv_index import higher_is_better, image_metrics, load_index, map_targets, predicted_labels
+from otx_xai.report.numbers import for_people
 
 THUMB = 128
 PAD = 8
@@ -72,7 +73,7 @@ def _row(run_dir: Path, title: str, items: list[tuple[dict[str, Any], float]], c
     for column, (entry, value) in enumerate(items):
         x = PAD + column * (THUMB + PAD)
         row[TITLE:TITLE + THUMB, x:x + THUMB] = _thumbnail(run_dir, entry)
-        _put_text(row, f"{value:.3f} {entry.get('image_id', '')}", x, TITLE + THUMB + CAPTION - 5, THUMB, 0.35)
+        _put_text(row, f"{for_people(value)} {entry.get('image_id', '')}", x, TITLE + THUMB + CAPTION - 5, THUMB, 0.35)
     return row
 
 

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from otx_xai.explain.dump import INDEX_JSON, atomic_write_bytes
+from otx_xai.report.numbers import for_people
 
 INDEX_CSV = "explain_index.csv"
 LOWER_IS_BETTER = frozenset({"deletion", "average_drop", "complexity", "sanity_spearman"})
@@ -123,7 +124,7 @@ def _text(value: Any) -> str:
 
 
 def _cell(value: float | None) -> str:
-    return "" if value is None else repr(value)
+    return "" if value is None else for_people(value)
 
 
 def csv_rows(index: dict[str, Any]) -> list[list[str]]:

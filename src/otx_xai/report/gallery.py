@@ -26,6 +26,7 @@ from otx_xai.report.csv_index import (
     map_targets,
     metric_names,
 )
+from otx_xai.report.numbers import for_people
 
 GALLERY_HTML = "gallery.html"
 _HEADER_KEYS = ("task", "explain_method", "checkpoint", "data_root")
@@ -155,7 +156,7 @@ def _predicted(entry: dict[str, Any]) -> str:
     for item in entry.get("predicted") or []:
         label = item.get("label", item.get("index", "")) if isinstance(item, dict) else item
         score = item.get("score") if isinstance(item, dict) else None
-        shown = f" {score:.3f}" if isinstance(score, int | float) and not isinstance(score, bool) else ""
+        shown = f" {for_people(score)}" if isinstance(score, int | float) and not isinstance(score, bool) else ""
         parts.append(f"<b>{escape(str(label))}</b>{shown}")
     return ", ".join(parts) or "none"
 
@@ -180,7 +181,7 @@ def _card(entry: dict[str, Any], order: int, run_dir: Path) -> str:
             lines.append(f'<p class="gt">ground truth: {escape(", ".join(truth))}</p>')
         lines.append('<div class="maps">' + "".join(_figure(t, image_id) for t in map_targets(entry)) + "</div>")
     if metrics:
-        shown = ", ".join(f"{escape(name)} {value:.3f}" for name, value in metrics.items())
+        shown = ", ".join(f"{escape(name)} {for_people(value)}" for name, value in metrics.items())
         lines.append(f'<p class="metrics">{shown}</p>')
     lines.append("</article>")
     return "\n".join(line for line in lines if line)
@@ -211,7 +212,7 @@ def _header(index: dict[str, Any], run_dir: Path) -> str:
         items.append(("target group", group))
     summary = index.get("summary") or {}
     items += [(key, value) for key, value in summary.items() if isinstance(value, str | int | float | bool)]
-    details = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in items)
+    details = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(for_people(v))}</dd>" for k, v in items)
     return f"<header><h1>explain run {escape(run_dir.name)}</h1><dl>{details}</dl></header>"
 
 
