@@ -17,6 +17,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.config import ExplainConfig
+from otx_xai.openvino.foreign_metadata import ForeignIROptions
 from otx_xai.report.numbers import for_people
 
 STAGES = {
@@ -53,6 +54,7 @@ def _stage_parser(stage: str) -> ArgumentParser:
         parser.add_class_arguments(ExplainConfig, "explain_config")
         parser.add_argument("--ir_precision", type=str, default="f32",
                             help="OpenVINO CPU precision for an .xml IR: f32 (exact) or bf16 (faster, maps move)")
+        parser.add_class_arguments(ForeignIROptions, "ir")
         parser.add_argument("--metrics", type=str | None, default=None,
                             help="quality metrics per image: pointing_game,insertion_deletion,adcc")
         parser.add_argument("--metric_steps", type=int, default=30, help="insertion/deletion steps")
@@ -156,7 +158,10 @@ def run(stage: str, args: Namespace) -> int:
         audit = _audit_options(args)
         try:
             engine.explain(explain_config=config, dump=args.dump, keep_results=False, audit=audit,
-                           resume=args.resume, ir_precision=args.ir_precision, **_trainer_options(args))
+                           resume=args.resume, ir_precision=args.ir_precision,
+                           ir_options=ForeignIROptions(**{f.name: getattr(args.ir, f.name)
+                                                          for f in fields(ForeignIROptions)}),
+                           **_trainer_options(args))
         finally:
             _print_explain_summary(engine, args.dump)
     return 0

@@ -18,6 +18,7 @@ from otx_xai.explain.index_summary import gate_values
 from otx_xai.explain.rank_index import merge_rank_indexes
 from otx_xai.explain.saliency import unread_outputs
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
+from otx_xai.openvino.foreign_metadata import ForeignIROptions
 from otx_xai.openvino.inference import IRModel
 from otx_xai.report import write_contact_sheet, write_csv_index, write_gallery
 
@@ -39,6 +40,7 @@ class ExplainMixin:
         audit: AuditOptions | None = None,
         resume: bool = False,
         ir_precision: str = "f32",
+        ir_options: ForeignIROptions | None = None,
         **trainer_kwargs: Any,
     ) -> list[ImageExplanation]:
         """Predict and explain the test subset (or every image of an unlabelled folder).
@@ -50,6 +52,8 @@ class ExplainMixin:
         images its index does not hold yet are explained, and the index is completed.
         ``ir_precision`` is the OpenVINO CPU inference precision of an IR ("f32", exact, or "bf16"); the
         index header records what ran (``runtime``: backend, version, precision, threads or requests).
+        ``ir_options`` give the labels and preprocessing of an IR otx_xai did not export (the ``--ir.*``
+        flags; what they leave out is read from the IR's rt_info); Recipro-CAM is inserted into its graph.
         ``trainer_kwargs`` (``devices``, ``strategy``, ``num_nodes``, ``accelerator``) go to the
         lightning.Trainer: with ``strategy="ddp"`` and several devices or nodes every process explains its
         share of the images and global rank 0 merges their indexes into one.
@@ -63,7 +67,9 @@ class ExplainMixin:
             if trainer_kwargs:
                 raise ValueError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
                                  "or pass a .ckpt")
-            return self._explain_ir(config, dump, keep_results, audit, resume, ir_precision)
+            return self._explain_ir(config, dump, keep_results, audit, resume, ir_precision, ir_options)
+        if ir_options is not None and ir_options != ForeignIROptions():
+            raise ValueError("the --ir.* flags describe an .xml IR otx_xai did not export: drop them for a .ckpt")
         if ir_precision != "f32":
             raise ValueError(f"ir_precision={ir_precision!r} applies to an .xml IR: a checkpoint explains in "
                              "torch at its own precision (drop the flag or pass an IR)")
@@ -122,9 +128,9 @@ class ExplainMixin:
 
     def _explain_ir(
         self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions, resume: bool,
-        precision: str,
+        precision: str, ir_options: ForeignIROptions | None = None,
     ) -> list[ImageExplanation]:
-        ir = IRModel(self.checkpoint, precision=precision, skip_outputs=unread_outputs(config))
+        ir = IRModel(self.checkpoint, precision=precision, skip_outputs=unread_outputs(config), foreign=ir_options)
         ir.require_xai_outputs()
         datamodule = self._ir_datamodule(ir)
         self._check_ir_labels(ir, datamodule)

@@ -15,6 +15,8 @@ from otx_xai.explain.batch_readers import build_prediction_batch
 from otx_xai.explain.entity import ModelInfo, PredictionBatch
 from otx_xai.openvino.compile_passes import fuse_uint8_casts, remove_outputs
 from otx_xai.openvino.compiled_forms import MAX_STATIC_BATCHES, CompiledForm, CompiledForms
+from otx_xai.openvino.foreign_ir import prepare_foreign_model
+from otx_xai.openvino.foreign_metadata import ForeignIROptions, foreign_metadata
 from otx_xai.openvino.metadata import XAI_OUTPUTS, read_metadata
 
 PRECISIONS = ("f32", "bf16")  # values of the CPU plugin's INFERENCE_PRECISION_HINT we offer
@@ -41,11 +43,17 @@ class IRModel:
     Each batch size runs on a copy compiled with that batch fixed, up to ``max_static_batches`` sizes
     (``compiled_forms``): the dynamic batch costs 3-30 % per image on the benchmark models
     (``benchmarks/bench_ir_static_batch.py``).
+
+    An IR otx_xai did not export (no otx_xai rt_info) is read as a classifier: its labels, normalization
+    and input size come from ``foreign`` (the ``--ir.*`` flags) or its own rt_info (``foreign_metadata``),
+    and Recipro-CAM is inserted into its graph in memory (``foreign_ir``); ``explain_unavailable`` then
+    says why, if it could not be. ``infer`` always gives its ``logits``.
     """
 
     def __init__(
         self, xml_path: str | Path, precision: str = "f32", device: str = "CPU", num_requests: int | None = None,
         skip_outputs: Collection[str] = (), max_static_batches: int = MAX_STATIC_BATCHES,
+        foreign: ForeignIROptions | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise IRError(f"unknown IR precision {precision!r}: use one of {', '.join(PRECISIONS)}")
@@ -60,8 +68,16 @@ class IRModel:
         except RuntimeError as error:
             raise IRError(f"cannot read IR {self.path}: {str(error).splitlines()[0]}") from None
         self.meta = read_metadata(model)
-        if not self.meta:
-            raise IRError(f"{self.path} carries no otx_xai metadata: export it with `otx export`")
+        self.explain_unavailable: str | None = None
+        if self.meta and foreign is not None and foreign != ForeignIROptions():
+            raise IRError(f"{self.path} carries its own otx_xai metadata (labels, preprocessing): drop the "
+                          "--ir.* flags, they are for IRs otx_xai did not export")
+        if not self.meta:  # not exported by otx_xai: labels and preprocessing from flags or its rt_info
+            try:
+                self.meta = foreign_metadata(model, foreign, self.path)
+                self.explain_unavailable = prepare_foreign_model(model, self.meta, self.path)
+            except ValueError as error:
+                raise IRError(str(error)) from None
         self.ir_output_names = [port.get_any_name() for port in model.outputs]
         skip = set(skip_outputs)
         if set(self.ir_output_names) <= skip:
@@ -100,7 +116,10 @@ class IRModel:
         return all(name in self.ir_output_names for name in XAI_OUTPUTS)
 
     def require_xai_outputs(self) -> None:
-        """A one-line error when the IR was exported without ``--explain``."""
+        """A one-line error when the IR was exported without ``--explain`` (or, not exported by otx_xai,
+        has no structure Recipro-CAM could be inserted into)."""
+        if self.explain_unavailable is not None:
+            raise IRError(f"{self.path} cannot be explained with Recipro-CAM: {self.explain_unavailable}")
         if not self.has_xai_outputs:
             raise IRError(f"{self.path} has no saliency_map output: re-export it with "
                           "`otx export --explain True` (or engine.export(explain=True))")

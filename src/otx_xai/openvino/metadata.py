@@ -27,7 +27,11 @@ def read_metadata(model: ov.Model) -> dict[str, Any]:
 
 
 def recipe_of_ir(xml_path: str) -> Any:
-    """A Recipe (task and data settings) from an exported IR's metadata, for explaining it with no recipe."""
+    """A Recipe (task and data settings) from an exported IR's metadata, for explaining it with no recipe.
+
+    An IR otx_xai did not export gets a classification recipe with default data settings: its labels and
+    preprocessing are resolved when it is loaded (``IRModel`` with the ``--ir.*`` flags or its rt_info).
+    """
     from pathlib import Path
 
     from otx_xai.data.datamodule import DataConfig
@@ -37,7 +41,7 @@ def recipe_of_ir(xml_path: str) -> Any:
         raise FileNotFoundError(f"IR {xml_path} not found: export with `otx export` first")
     meta = read_metadata(ov.Core().read_model(str(xml_path)))
     if not meta:
-        raise ValueError(f"{xml_path} carries no otx_xai metadata: export it with `otx export`")
+        return Recipe(task="classification", data=DataConfig())
     data = DataConfig(input_size=tuple(meta["input_size"]), mean=list(meta["mean"]), std=list(meta["std"]),
                       letterbox=bool(meta.get("letterbox", False)))
     return Recipe(task=meta["task"], data=data)
