@@ -16,6 +16,7 @@ from typing import Any
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from otx_xai.data.datamodule import DataConfig
+from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.openvino.foreign_metadata import ForeignIROptions
 from otx_xai.report.numbers import for_people
@@ -52,6 +53,11 @@ def _stage_parser(stage: str) -> ArgumentParser:
         parser.add_argument("--resume", type=bool, default=False,
                             help="continue the latest (e.g. killed) explain run: explain only missing images")
         parser.add_class_arguments(ExplainConfig, "explain_config")
+        parser.add_argument("--explain_method", type=str, default="auto",
+                            help="auto (the model's own method; AISE for a model with no white-box one), a "
+                            "white-box method (ReciproCAM, ViTReciproCAM, ActivationMap, ...) or a black-box one "
+                            "(RISE, AISE; settings under --black_box.*)")
+        parser.add_class_arguments(BlackBoxConfig, "black_box")
         parser.add_argument("--ir_precision", type=str, default="f32",
                             help="OpenVINO CPU precision for an .xml IR: f32 (exact) or bf16 (faster, maps move)")
         parser.add_class_arguments(ForeignIROptions, "ir")
@@ -155,13 +161,14 @@ def run(stage: str, args: Namespace) -> int:
         print(f"exported: {engine.export(explain=args.explain)}")
     elif stage == "explain":
         config = ExplainConfig(**{f.name: getattr(args.explain_config, f.name) for f in fields(ExplainConfig)})
+        black_box = BlackBoxConfig(**{f.name: getattr(args.black_box, f.name) for f in fields(BlackBoxConfig)})
         audit = _audit_options(args)
         try:
             engine.explain(explain_config=config, dump=args.dump, keep_results=False, audit=audit,
                            resume=args.resume, ir_precision=args.ir_precision,
                            ir_options=ForeignIROptions(**{f.name: getattr(args.ir, f.name)
                                                           for f in fields(ForeignIROptions)}),
-                           **_trainer_options(args))
+                           explain_method=args.explain_method, black_box=black_box, **_trainer_options(args))
         finally:
             _print_explain_summary(engine, args.dump)
     return 0

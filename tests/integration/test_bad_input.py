@@ -59,7 +59,9 @@ def test_checkpoint_with_another_number_of_classes(trained_run: TrainedRun, tmp_
 
 
 def test_ir_exported_without_explain(trained_run: TrainedRun, plain_ir: Path, capfd: pytest.CaptureFixture) -> None:
-    explain_fails(["--work_dir", trained_run.work_dir, "--checkpoint", plain_ir], capfd, "saliency_map", "--explain")
+    """A white-box method asked of an IR with no XAI outputs (``auto`` explains it black-box instead)."""
+    explain_fails(["--work_dir", trained_run.work_dir, "--checkpoint", plain_ir, "--explain_method", "ReciproCAM"],
+                  capfd, "saliency_map", "--explain", "AISE")
 
 
 def test_unknown_target_group(trained_run: TrainedRun, capfd: pytest.CaptureFixture) -> None:

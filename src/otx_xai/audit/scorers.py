@@ -36,9 +36,13 @@ class ImageScorer(ABC):
         logits = self._outputs(self._inputs(images))["logits"].astype(np.float64)
         return 1.0 / (1.0 + np.exp(-logits)) if self.multilabel else softmax(logits)
 
+    def _saliency(self, batch: np.ndarray, target: int) -> np.ndarray:
+        """uint8 maps (N, K, h, w) of a preprocessed batch (``target``: the class the caller reads)."""
+        return self._outputs(batch)["saliency_map"]
+
     def raw_class_map(self, image: np.ndarray, target: int) -> np.ndarray:
         """The model's uint8 saliency map of class ``target`` for one image, at the feature grid."""
-        return self._outputs(self._inputs(image[None]))["saliency_map"][0, target]
+        return self._saliency(self._inputs(image[None]), target)[0, target]
 
     def class_map(self, image: np.ndarray, target: int) -> np.ndarray:
         """The model's saliency map of class ``target`` for one image, resized to the image."""
@@ -67,3 +71,19 @@ class IRScorer(ImageScorer):
 
     def _outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         return self.ir.infer(batch)
+
+
+class BlackBoxScorer(ImageScorer):
+    """A model reached through a ModelRunner (torch or IR) and explained by a black-box method: scores
+    are one plain inference, maps re-run the method (for ADCC's coherency and the sanity check)."""
+
+    def __init__(self, run: Any, method: Any, info: Any, config: Any, preprocess: Preprocess) -> None:
+        super().__init__(preprocess, info.multilabel)
+        self.run, self.method, self.info, self.config = run, method, info, config
+
+    def _outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self.run(batch)
+
+    def _saliency(self, batch: np.ndarray, target: int) -> np.ndarray:
+        targets = [[target]] * len(batch)
+        return self.method.explain(batch, self.run, self.info, self.config, targets)["saliency_map"]

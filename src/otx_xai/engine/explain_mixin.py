@@ -8,8 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from otx_xai.audit.setup import AuditOptions, build_evaluator, check_gates
+from otx_xai.engine.explain_choice import BlackBoxChoice, black_box_module, checkpoint_method, ir_method
 from otx_xai.engine.runtime_record import openvino_runtime, torch_runtime
 from otx_xai.engine.workdir import new_run_dir
+from otx_xai.explain.black_box.predict import predict_black_box
+from otx_xai.explain.black_box.presets import BlackBoxConfig
+from otx_xai.explain.black_box.registry import is_black_box
+from otx_xai.explain.black_box.runners import ir_runner
 from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.distributed import SPAWN_MESSAGE, DistributedExplain, ShardedPredictData, uses_popen
@@ -20,6 +25,7 @@ from otx_xai.explain.saliency import unread_outputs
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
 from otx_xai.openvino.foreign_metadata import ForeignIROptions
 from otx_xai.openvino.inference import IRModel
+from otx_xai.openvino.metadata import XAI_OUTPUTS
 from otx_xai.report import write_contact_sheet, write_csv_index, write_gallery
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,8 @@ class ExplainMixin:
         resume: bool = False,
         ir_precision: str = "f32",
         ir_options: ForeignIROptions | None = None,
+        explain_method: str = "auto",
+        black_box: BlackBoxConfig | None = None,
         **trainer_kwargs: Any,
     ) -> list[ImageExplanation]:
         """Predict and explain the test subset (or every image of an unlabelled folder).
@@ -57,30 +65,38 @@ class ExplainMixin:
         ``trainer_kwargs`` (``devices``, ``strategy``, ``num_nodes``, ``accelerator``) go to the
         lightning.Trainer: with ``strategy="ddp"`` and several devices or nodes every process explains its
         share of the images and global rank 0 merges their indexes into one.
+        ``explain_method`` picks the algorithm at explain time: ``auto`` (the model's own white-box method;
+        AISE for a model with none), a white-box name (ReciproCAM, ViTReciproCAM, ActivationMap, ...) or a
+        black-box one (RISE, AISE; ``black_box`` holds their settings).
         Returns one ImageExplanation per readable image explained by this call (by this process).
         """
         config = explain_config or ExplainConfig()
         audit = audit or AuditOptions()
+        black_box = black_box or BlackBoxConfig()
         if checkpoint is not None:
             self._use_checkpoint(str(checkpoint))
         if self.checkpoint and self.checkpoint.endswith(".xml"):
             if trainer_kwargs:
                 raise ValueError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
                                  "or pass a .ckpt")
-            return self._explain_ir(config, dump, keep_results, audit, resume, ir_precision, ir_options)
+            return self._explain_ir(config, dump, keep_results, audit, resume, ir_precision, ir_options,
+                                    explain_method, black_box)
         if ir_options is not None and ir_options != ForeignIROptions():
             raise ValueError("the --ir.* flags describe an .xml IR otx_xai did not export: drop them for a .ckpt")
         if ir_precision != "f32":
             raise ValueError(f"ir_precision={ir_precision!r} applies to an .xml IR: a checkpoint explains in "
                              "torch at its own precision (drop the flag or pass an IR)")
-        model = self.model
+        model, choice = checkpoint_method(self.model, explain_method, black_box)
         info = model_info(model)
         evaluator = build_evaluator(audit, model, None, self.recipe.data.preprocess(), info.multilabel,
-                                    self.datamodule)
-        header = self._index_header(info, config, torch_runtime(model, trainer_kwargs))
+                                    self.datamodule, choice.audit(info, config) if choice else None)
+        if choice is not None:
+            model = black_box_module(model, choice, config)
+            info = model_info(model)
+        header = self._index_header(info, config, torch_runtime(model, trainer_kwargs), choice)
         if trainer_kwargs:
             sink = ExplainSink(config, None, header, keep_results, evaluator)
-            return self._explain_with_trainer(sink, dump, audit, resume, trainer_kwargs)
+            return self._explain_with_trainer(model, sink, dump, audit, resume, trainer_kwargs)
         run_dir = self._start_run(self.datamodule, resume and dump)
         sink = ExplainSink(config, run_dir if dump else None, header, keep_results, evaluator)
         if self.datamodule.predict_records():
@@ -89,7 +105,8 @@ class ExplainMixin:
         return self._finish_explain(sink, run_dir, audit)
 
     def _explain_with_trainer(
-        self, sink: ExplainSink, dump: bool, audit: AuditOptions, resume: bool, trainer_kwargs: dict[str, Any]
+        self, model: Any, sink: ExplainSink, dump: bool, audit: AuditOptions, resume: bool,
+        trainer_kwargs: dict[str, Any],
     ) -> list[ImageExplanation]:
         """Explain through a Trainer made with ``trainer_kwargs`` (e.g. DDP over several processes or nodes).
 
@@ -102,7 +119,7 @@ class ExplainMixin:
                                 use_distributed_sampler=False, **trainer_kwargs)  # sharded by ShardedPredictData
         if not uses_popen(trainer):
             raise ValueError(SPAWN_MESSAGE)
-        trainer.predict(self.model, datamodule=ShardedPredictData(datamodule), return_predictions=False)
+        trainer.predict(model, datamodule=ShardedPredictData(datamodule), return_predictions=False)
         if sharing.rank != 0 or sharing.run_dir is None:
             return sink.finish()
         return self._finish_explain(sink, sharing.run_dir, audit)
@@ -128,19 +145,28 @@ class ExplainMixin:
 
     def _explain_ir(
         self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions, resume: bool,
-        precision: str, ir_options: ForeignIROptions | None = None,
+        precision: str, ir_options: ForeignIROptions | None, explain_method: str, black_box: BlackBoxConfig,
     ) -> list[ImageExplanation]:
-        ir = IRModel(self.checkpoint, precision=precision, skip_outputs=unread_outputs(config), foreign=ir_options)
-        ir.require_xai_outputs()
+        skip = unread_outputs(config) | (set(XAI_OUTPUTS) if is_black_box(explain_method) else set())
+        ir = IRModel(self.checkpoint, precision=precision, skip_outputs=skip, foreign=ir_options)
+        choice = ir_method(ir, explain_method, black_box)
+        if choice is not None and set(XAI_OUTPUTS) & set(ir.output_names):  # black-box: plain outputs only
+            ir = IRModel(self.checkpoint, precision=precision, skip_outputs=XAI_OUTPUTS, foreign=ir_options)
         datamodule = self._ir_datamodule(ir)
         self._check_ir_labels(ir, datamodule)
         info = ir.model_info
-        evaluator = build_evaluator(audit, None, ir, ir.data_config().preprocess(), info.multilabel, datamodule)
+        preprocess = ir.data_config().preprocess()
+        evaluator = build_evaluator(audit, None, ir, preprocess, info.multilabel, datamodule,
+                                    choice.audit(info, config) if choice else None)
+        if choice is not None:
+            info = choice.info(info)
         run_dir = self._start_run(datamodule, resume and dump)
-        sink = ExplainSink(config, run_dir if dump else None, self._index_header(info, config, openvino_runtime(ir)),
-                           keep_results, evaluator)
+        sink = ExplainSink(config, run_dir if dump else None,
+                           self._index_header(info, config, openvino_runtime(ir), choice), keep_results, evaluator)
         loader = datamodule.predict_dataloader()
-        for prediction, failed in ir.predict(loader):
+        predictions = (ir.predict(loader) if choice is None else
+                       predict_black_box(loader, choice.method, ir_runner(ir, black_box.batch_size), info, config))
+        for prediction, failed in predictions:
             if prediction is None:
                 sink.consume_failures(failed)
             else:
@@ -162,11 +188,15 @@ class ExplainMixin:
             raise ValueError(f"{ir.path} was exported with labels {ir.model_info.label_names} but the dataset "
                              f"has {labels}: use matching data or model")
 
-    def _index_header(self, info: Any, config: ExplainConfig, runtime: dict[str, Any]) -> dict[str, Any]:
-        return {"checkpoint": self.checkpoint, "data_root": self.data_root, "task": info.task,
-                "label_names": info.label_names, "explain_method": info.explain_method,
-                "explain_config": {**asdict(config), "target_explain_group": config.target_explain_group.value},
-                "runtime": runtime}
+    def _index_header(self, info: Any, config: ExplainConfig, runtime: dict[str, Any],
+                      black_box: BlackBoxChoice | None = None) -> dict[str, Any]:
+        header = {"checkpoint": self.checkpoint, "data_root": self.data_root, "task": info.task,
+                  "label_names": info.label_names, "explain_method": info.explain_method,
+                  "explain_config": {**asdict(config), "target_explain_group": config.target_explain_group.value},
+                  "runtime": runtime}
+        if black_box is not None:  # what the method ran with: masks, cells, prob, seed / iterations, widths
+            header["explain_settings"] = black_box.method.settings()
+        return header
 
     def _finish_explain(self, sink: ExplainSink, run_dir: Path, audit: AuditOptions) -> list[ImageExplanation]:
         results = sink.finish()

@@ -29,3 +29,28 @@ def choose_method(model_name: str, requested: str, cut: bool = True, kind: str =
         raise ValueError(f"explain_method {requested!r} is not supported for {model_name}: "
                          f"use auto or one of {', '.join(allowed)}")
     return requested
+
+
+WHITE_BOX_BY_TASK = {"classification": ["ReciproCAM", "ViTReciproCAM", ACTIVATION_MAP],
+                     "detection": ["DetClassProbabilityMap"], "instance_segmentation": ["InstSegMaskAggregation"]}
+DEFAULT_BLACK_BOX = "AISE"  # the guide's black-box default: fewer inferences than RISE
+
+
+def explain_time_method(model_name: str, task: str, requested: str, own: str, has_white_box: bool) -> str:
+    """The method an explain run uses (``--explain_method``): ``auto`` keeps the model's own white-box
+    method, or, for a model with none (the Activation Map fallback, an IR without XAI outputs), uses
+    AISE with a warning; a named method must be one the task supports (one-line error otherwise)."""
+    from otx_xai.explain.black_box.registry import black_box_names
+
+    black_box = black_box_names(task)
+    if requested == "auto":
+        if has_white_box or DEFAULT_BLACK_BOX not in black_box:
+            return own
+        log.warning("%s has no white-box explain method: explaining with %s (black-box, perturbation-based) "
+                    "instead of the Activation Map", model_name, DEFAULT_BLACK_BOX)
+        return DEFAULT_BLACK_BOX
+    allowed = [*WHITE_BOX_BY_TASK.get(task, []), *black_box]
+    if requested not in allowed:
+        raise ValueError(f"explain_method {requested!r} is not supported for {task}: use auto or one of "
+                         f"{', '.join(allowed)}")
+    return requested

@@ -119,10 +119,12 @@ class IRModel:
         """A one-line error when the IR was exported without ``--explain`` (or, not exported by otx_xai,
         has no structure Recipro-CAM could be inserted into)."""
         if self.explain_unavailable is not None:
-            raise IRError(f"{self.path} cannot be explained with Recipro-CAM: {self.explain_unavailable}")
+            raise IRError(f"{self.path} cannot be explained with Recipro-CAM: {self.explain_unavailable}; "
+                          "explain it black-box (--explain_method AISE or RISE)")
         if not self.has_xai_outputs:
             raise IRError(f"{self.path} has no saliency_map output: re-export it with "
-                          "`otx export --explain True` (or engine.export(explain=True))")
+                          "`otx export --explain True` (or engine.export(explain=True)), or explain it "
+                          "black-box (--explain_method AISE or RISE)")
 
     @property
     def model_info(self) -> ModelInfo:

@@ -7,7 +7,11 @@ width at the centre (y, x) that maximizes
 
 (the target's score with only the kernel's region kept, minus with it deleted), within ``iterations``
 evaluations (two inferences each). The map is then a kernel density estimate over the sampled kernels:
-per width Σ_i value_i · g_i, scaled to a maximum of 1 when positive, summed over the widths. The
+per width Σ_i (value_i − min_j value_j) · g_i, scaled to a maximum of 1, summed over the widths. The
+weights are shifted by the search's lowest value (OpenVINO XAI weights by the raw values): an offset
+common to every sample says nothing about where the object is, and with raw values a search whose
+gains are all negative (a class the model also gives a grey image) peaks in the corner farthest from
+every sample. The
 searches of all targets and widths run in lockstep, each round's perturbed images scored in one
 ``score_fn`` call, so a batched or asynchronous backend sees large batches.
 
@@ -84,7 +88,8 @@ def aise_saliency(
     maps = np.zeros((num_targets, *size), dtype=np.float64)
     for t, w, search in searches:
         kernels = gaussian_kernels(search.points, np.full(search.evaluations, widths[t, w]), size)
-        density = np.tensordot(-search.values, kernels.astype(np.float64), axes=1)
+        gains = -search.values
+        density = np.tensordot(gains - gains.min(), kernels.astype(np.float64), axes=1)
         peak = density.max()
         maps[t] += density / peak if peak > 0 else density
     return maps

@@ -63,7 +63,7 @@ class ClassificationRISE:
 
     def settings(self) -> dict[str, Any]:
         c = self.config
-        return {"method": self.name, "preset": c.preset.value, "num_masks": c.masks, "num_cells": c.num_cells,
+        return {"method": self.name, "preset": c.preset, "num_masks": c.masks, "num_cells": c.num_cells,
                 "prob": c.prob, "seed": c.seed, "batch_size": c.batch_size, "inferences_per_image": c.masks + 1}
 
     def explain(self, images: np.ndarray, run: ModelRunner, model: ModelInfo, config: ExplainConfig,
@@ -89,7 +89,7 @@ class ClassificationAISE:
 
     def settings(self) -> dict[str, Any]:
         c = self.config
-        return {"method": self.name, "preset": c.preset.value, "iterations": c.aise_iterations,
+        return {"method": self.name, "preset": c.preset, "iterations": c.aise_iterations,
                 "kernel_widths": list(c.aise_kernel_widths), "batch_size": c.batch_size,
                 "inferences_per_target": 2 * c.aise_iterations * len(c.aise_kernel_widths)}
 

@@ -1,0 +1,78 @@
+"""The explain method of a run (``--explain_method``) and the checkpoint model or IR set up to run it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from otx_xai.audit.setup import BlackBoxAudit
+from otx_xai.explain.black_box.module import BlackBoxModule
+from otx_xai.explain.black_box.presets import BlackBoxConfig
+from otx_xai.explain.black_box.registry import BlackBoxMethod, black_box_method, black_box_names, is_black_box
+from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.entity import ModelInfo
+from otx_xai.explain.select import ACTIVATION_MAP, explain_time_method
+
+
+@dataclass
+class BlackBoxChoice:
+    """A black-box method picked for a run, with what the index and the audit need of it."""
+
+    method: BlackBoxMethod
+    config: BlackBoxConfig
+
+    def info(self, info: ModelInfo) -> ModelInfo:
+        """The model's info with this method as its explain method."""
+        return replace(info, explain_method=self.method.name)
+
+    def audit(self, info: ModelInfo, explain_config: ExplainConfig) -> BlackBoxAudit:
+        """What the audit metrics need to re-run the method."""
+        return BlackBoxAudit(self.method, self.info(info), explain_config, self.config.batch_size)
+
+
+def _hparams(model: Any) -> dict[str, Any]:
+    return dict(getattr(model, "hparams", {}) or {})
+
+
+def checkpoint_method(model: Any, requested: str, black_box: BlackBoxConfig) -> tuple[Any, BlackBoxChoice | None]:
+    """The model to explain with the requested method (a copy switched to another white-box method if
+    asked), and the black-box method when one was asked for or ``auto`` picked one."""
+    task = getattr(model, "task", "classification")
+    own = getattr(model, "explain_method", type(model).__name__)
+    hparams = _hparams(model)
+    has_white_box = own != ACTIVATION_MAP or hparams.get("explain_method") == ACTIVATION_MAP
+    name = explain_time_method(str(hparams.get("backbone", type(model).__name__)), task, requested, own,
+                               has_white_box)
+    if is_black_box(name):
+        return model, BlackBoxChoice(black_box_method(task, name, black_box), black_box)
+    if name == own:
+        return model, None
+    if "explain_method" not in hparams:
+        raise ValueError(f"{type(model).__name__} explains with {own} only: use auto, {own} or a black-box "
+                         f"method ({', '.join(black_box_names(task))})")
+    clone = type(model)(**{**hparams, "explain_method": name, "weights": None})
+    clone.load_state_dict(model.state_dict())
+    return clone.eval(), None
+
+
+def black_box_module(model: Any, choice: BlackBoxChoice, config: ExplainConfig) -> BlackBoxModule:
+    """``model`` explained by the chosen black-box method (what the Trainer predicts with)."""
+    return BlackBoxModule(model, choice.method, config, choice.config.batch_size)
+
+
+def ir_method(ir: Any, requested: str, black_box: BlackBoxConfig) -> BlackBoxChoice | None:
+    """The black-box method for an IR (None: its own white-box maps, which it must have). An IR with no
+    white-box maps (exported without XAI outputs, or otx_xai's Recipro-CAM could not be inserted into a
+    foreign one) is explained with AISE under ``auto``."""
+    info = ir.model_info
+    has_white_box = (ir.has_xai_outputs and getattr(ir, "explain_unavailable", None) is None
+                     and info.explain_method != ACTIVATION_MAP)
+    name = explain_time_method(ir.path.name, info.task, requested, info.explain_method, has_white_box)
+    if is_black_box(name):
+        return BlackBoxChoice(black_box_method(info.task, name, black_box), black_box)
+    ir.require_xai_outputs()
+    if name != info.explain_method:
+        raise ValueError(f"{ir.path} was exported with {info.explain_method} maps, not {name}: use auto, a "
+                         f"black-box method ({', '.join(black_box_names(info.task))}) or export a model built "
+                         f"with explain_method {name}")
+    return None
