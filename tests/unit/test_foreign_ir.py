@@ -14,62 +14,17 @@ import openvino as ov
 import openvino.opset13 as ops
 import pytest
 import torch
-import torchvision
 from torch import Tensor, nn
 
-from otx_xai.data.datamodule import DataConfig
+from foreign_irs import SIZE, calibrated_torchvision, own_export_of, random_images, save_plain_ir
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.models.classification import ImageClassifier
-from otx_xai.openvino.export import export_ir
 from otx_xai.openvino.foreign_metadata import ForeignIROptions
 from otx_xai.openvino.inference import IRError, IRModel
 from otx_xai.openvino.recipro_cam_insertion import insert_recipro_cam
 
 LABELS = ["a", "b", "c"]
-SIZE = 96  # a 3×3 feature map for the stride-32 torchvision models
 FLAGS = ForeignIROptions(labels="a,b,c", mean=[0, 0, 0], std=[1, 1, 1], input_size=[SIZE, SIZE])
 ZOO = ["resnet18", "mobilenet_v3_small", "efficientnet_b0"]  # linear head, MLP head, dropout + linear head
-
-
-def save_plain_ir(net: nn.Module, xml: Path, static_input: bool = False) -> Path:
-    """What a team brings: ``ov.convert_model`` of its torch model, saved with f32 weights."""
-    example = torch.zeros(1, 3, SIZE, SIZE)
-    shape = {"input": [ov.PartialShape([1, 3, SIZE, SIZE])]} if static_input else {}
-    with torch.no_grad():
-        model = ov.convert_model(net.eval(), example_input=example, **shape)
-    xml.parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(model, str(xml), compress_to_fp16=False)
-    return xml
-
-
-def images(count: int = 3, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(count, 3, SIZE, SIZE)).astype(np.float32)
-
-
-def own_export_of(name: str, net: nn.Module, root: Path) -> Path:
-    """The same weights in otx_xai's ImageClassifier (head "torchvision"), exported by ``export_ir``."""
-    weights = root / f"{name}.pt"
-    torch.save(net.state_dict(), weights)
-    model = ImageClassifier(LABELS, backbone=name, weights=str(weights), head="torchvision").eval()
-    own_last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-    net_last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
-    own_last.load_state_dict(net_last.state_dict())  # the classifier, whether or not `weights` kept it
-    return export_ir(model, DataConfig(input_size=(SIZE, SIZE)), root / f"{name}_own", explain=True)
-
-
-def calibrated(net: nn.Module) -> nn.Module:
-    """``net`` with batch-norm statistics of random images: at torchvision's initial statistics the features
-    of a deep random net fade to ~1e-8 (mobilenet_v3), and every map would be flat."""
-    for module in net.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # the plain average of the batches seen
-    net.train()
-    with torch.no_grad():
-        net(torch.from_numpy(images(count=8, seed=9)))
-    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
-    nn.init.normal_(last.weight, std=1.0)  # torchvision's tiny classifier init gives near-uniform scores
-    return net.eval()
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +33,8 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[nn.Module, 
     root = tmp_path_factory.mktemp("foreign")
     built = {}
     for name in ZOO:
-        torch.manual_seed(0)
-        net = calibrated(torchvision.models.get_model(name, weights=None, num_classes=len(LABELS)))
-        built[name] = (net, save_plain_ir(net, root / f"{name}.xml"), own_export_of(name, net, root))
+        net = calibrated_torchvision(name, len(LABELS))
+        built[name] = (net, save_plain_ir(net, root / f"{name}.xml"), own_export_of(name, net, LABELS, root))
     return built
 
 
@@ -91,7 +45,7 @@ def test_plain_ir_maps_equal_the_own_export(zoo: dict, name: str) -> None:
     assert foreign.explain_unavailable is None and foreign.has_xai_outputs
     assert foreign.output_names == ["logits", "feature_vector", "saliency_map", "feature_map"]
     assert foreign.model_info.explain_method == "ReciproCAM" and foreign.model_info.label_names == LABELS
-    batch = images()
+    batch = random_images()
     got, expected = foreign.infer(batch), exported.infer(batch)
     with torch.no_grad():
         torch_logits = net(torch.from_numpy(batch)).numpy()
@@ -157,7 +111,7 @@ def test_head_structures_against_the_masked_copy_form(tmp_path: Path, pooling: s
                              multilabel=multilabel)
     ir = IRModel(xml, foreign=flags)
     assert ir.explain_unavailable is None and ir.model_info.multilabel is multilabel
-    batch = images(count=2, seed=3)
+    batch = random_images(count=2, seed=3)
     outputs = ir.infer(batch)
     with torch.no_grad():
         np.testing.assert_allclose(outputs["logits"], net(torch.from_numpy(batch)).numpy(), rtol=1e-5, atol=1e-6)
@@ -173,7 +127,7 @@ def test_no_global_pooling_is_refused_but_still_predicts(tmp_path: Path) -> None
     assert not ir.has_xai_outputs and "no global average pooling" in (ir.explain_unavailable or "")
     with pytest.raises(IRError, match="cannot be explained with Recipro-CAM: no global average pooling"):
         ir.require_xai_outputs()
-    batch = images(count=2)
+    batch = random_images(count=2)
     with torch.no_grad():  # a black-box method can still run it: its logits come out as "logits"
         np.testing.assert_allclose(ir.infer(batch)["logits"], net(torch.from_numpy(batch)).numpy(), rtol=1e-5,
                                    atol=1e-6)
@@ -192,7 +146,7 @@ def test_otx_rt_info_gives_labels_and_preprocessing(zoo: dict, tmp_path: Path) -
     assert ir.model_info.label_names == ["cat", "dog", "bird"] and not ir.model_info.multilabel
     data = ir.data_config()
     assert data.input_size == (SIZE, SIZE) and data.mean == [1, 2, 3] and data.std == [255, 255, 255]
-    batch = images(count=2)  # batch 2 although the IR was batch 1
+    batch = random_images(count=2)  # batch 2 although the IR was batch 1
     np.testing.assert_allclose(ir.infer(batch)["logits"], IRModel(plain, foreign=FLAGS).infer(batch)["logits"],
                                rtol=1e-5, atol=1e-6)
     flipped = IRModel(xml, foreign=ForeignIROptions(reverse_input_channels=True))
@@ -205,7 +159,7 @@ def test_otx_rt_info_gives_labels_and_preprocessing(zoo: dict, tmp_path: Path) -
 def test_a_final_softmax_is_taken_off_the_logits(zoo: dict, tmp_path: Path) -> None:
     net = zoo["resnet18"][0]
     ir = IRModel(save_plain_ir(nn.Sequential(net, nn.Softmax(dim=-1)), tmp_path / "softmax.xml"), foreign=FLAGS)
-    batch = images(count=2)
+    batch = random_images(count=2)
     with torch.no_grad():
         np.testing.assert_allclose(ir.infer(batch)["logits"], net(torch.from_numpy(batch)).numpy(), rtol=1e-4,
                                    atol=1e-5)
@@ -244,7 +198,7 @@ def test_a_reshape_computed_from_the_image_batch_is_made_constant(zoo: dict) -> 
     insert_recipro_cam(model, model.output(0).get_node().input_value(0), multilabel=False)
     assert flatten.input_value(1).get_node().get_type_name() == "Concat"  # the IR's own head is untouched
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    batch_images = images()
+    batch_images = random_images()
     got = compiled(batch_images)[compiled.output("saliency_map")]
     expected = IRModel(own).infer(batch_images)["saliency_map"]
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
