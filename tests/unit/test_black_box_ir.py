@@ -1,0 +1,71 @@
+"""Black-box methods on an IR otx_xai did not export (``ov.convert_model`` of a net with no global pooling,
+so no white-box method fits it): RISE through the IR's async requests equals RISE through torch on the same
+weights, and ``auto`` explains it with AISE."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import pytest
+import torch
+from torch import nn
+
+from otx_xai import Engine
+from otx_xai.data.shapes import SHAPE_CLASSES, make_classification_shapes
+from otx_xai.explain.black_box.presets import BlackBoxConfig
+from otx_xai.explain.black_box.registry import black_box_method
+from otx_xai.explain.black_box.runners import ir_runner, torch_runner
+from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.entity import ModelInfo
+from otx_xai.openvino.foreign_metadata import ForeignIROptions
+from otx_xai.openvino.inference import IRModel
+
+SIZE = 32
+FLAGS = ForeignIROptions(labels=list(SHAPE_CLASSES), mean=[0, 0, 0], std=[1, 1, 1], input_size=[SIZE, SIZE])
+
+
+def _flatten_net() -> nn.Module:
+    """Two strided convolutions and a linear layer on the flattened map: nothing Recipro-CAM can cut."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1),
+                         nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, len(SHAPE_CLASSES))).eval()
+
+
+@pytest.fixture(scope="module")
+def foreign_ir(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
+    net = _flatten_net()
+    with torch.no_grad():
+        model = ov.convert_model(net, example_input=torch.zeros(1, 3, SIZE, SIZE))
+    xml = tmp_path_factory.mktemp("foreign") / "model.xml"
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    return net, xml
+
+
+def test_rise_through_the_ir_queue_equals_rise_through_torch(foreign_ir: tuple[nn.Module, Path]) -> None:
+    net, xml = foreign_ir
+    ir = IRModel(xml, foreign=FLAGS)
+    assert ir.explain_unavailable is not None and ir.num_requests >= 1
+    images = np.random.default_rng(0).normal(size=(3, 3, SIZE, SIZE)).astype(np.float32)
+    method = black_box_method("classification", "RISE", BlackBoxConfig(num_masks=40, num_cells=4, batch_size=8))
+    info = ModelInfo("classification", list(SHAPE_CLASSES))
+    from_ir = method.explain(images, ir_runner(ir, 8), info, ExplainConfig())
+    from_torch = method.explain(images, torch_runner(net, 8), info, ExplainConfig())
+    np.testing.assert_allclose(from_ir["logits"], from_torch["logits"], rtol=1e-4, atol=1e-5)
+    assert np.abs(from_ir["saliency_map"].astype(int) - from_torch["saliency_map"].astype(int)).max() <= 2
+    assert len(np.unique(from_ir["saliency_map"])) > 10  # real maps
+
+
+def test_auto_explains_it_with_aise(foreign_ir: tuple[nn.Module, Path], tmp_path: Path,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    _, xml = foreign_ir
+    data = make_classification_shapes(tmp_path / "data", 2, 40, seed=0)
+    engine = Engine(data_root=data, work_dir=tmp_path / "ws", checkpoint=xml)
+    with caplog.at_level(logging.WARNING):
+        results = engine.explain(ir_options=FLAGS, black_box=BlackBoxConfig(iterations=4, kernel_widths=[0.25]),
+                                 dump=True)
+    assert "model.xml has no white-box explain method: explaining with AISE" in caplog.text
+    assert results and all(r.raw_saliency_map.shape == (3, SIZE, SIZE) for r in results)
+    assert all(r.raw_saliency_map[r.predicted[0]].any() for r in results)
