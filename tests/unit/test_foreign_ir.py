@@ -202,3 +202,44 @@ def test_a_reshape_computed_from_the_image_batch_is_made_constant(zoo: dict) -> 
     got = compiled(batch_images)[compiled.output("saliency_map")]
     expected = IRModel(own).infer(batch_images)["saliency_map"]
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_an_openvino_xai_saliency_output_is_replaced(zoo: dict, tmp_path: Path) -> None:
+    """An IR openvino_xai already gave a ``saliency_map`` output (no otx_xai metadata): ours replace it."""
+    _, plain, own = zoo["resnet18"]
+    model = ov.Core().read_model(str(plain))
+    pool = next(op for op in model.get_ordered_ops() if op.get_type_name() == "ReduceMean")
+    theirs = ops.result(ops.reduce_mean(pool.input_value(0), ops.constant(np.array([1])), keep_dims=True))
+    theirs.output(0).get_tensor().set_names({"saliency_map"})
+    model.add_results([theirs])
+    model.set_rt_info("123.675 116.28 103.53", ["model_info", "mean_values"])
+    model.set_rt_info([58.395, 57.12, 57.375], ["model_info", "scale_values"])  # a list, as some exporters write
+    xml = tmp_path / "xai.xml"
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    ir = IRModel(xml, foreign=ForeignIROptions(labels=LABELS, input_size=[SIZE, SIZE]))
+    assert ir.output_names == ["logits", "feature_vector", "saliency_map", "feature_map"]
+    assert ir.data_config().std == [58.395, 57.12, 57.375]
+    batch = random_images()
+    got, expected = ir.infer(batch), IRModel(own).infer(batch)
+    assert got["saliency_map"].shape == expected["saliency_map"].shape
+    assert np.abs(got["saliency_map"].astype(int) - expected["saliency_map"].astype(int)).max() <= 1
+
+
+def test_densenet_plain_ir_against_the_torch_fast_form(tmp_path: Path) -> None:
+    """densenet121 pools inside ``forward`` (ReLU, pooling, flatten, no avgpool module): the IR's maps against
+    Recipro-CAM's fast form computed with the network's own modules."""
+    net = calibrated_torchvision("densenet121", len(LABELS))
+    ir = IRModel(save_plain_ir(net, tmp_path / "densenet121.xml"), foreign=FLAGS)
+    batch = random_images(count=2)
+    with torch.no_grad():
+        feature_map = torch.relu(net.features(torch.from_numpy(batch)))
+        count, channels, height, width = feature_map.shape
+        rows = feature_map.flatten(2).transpose(1, 2).reshape(-1, channels) / (height * width)
+        scores = torch.softmax(net.classifier(rows), -1).view(count, height * width, -1)
+        expected = normalize_map(scores.transpose(1, 2).reshape(count, -1, height, width)).numpy()
+        logits = net(torch.from_numpy(batch)).numpy()
+    outputs = ir.infer(batch)
+    np.testing.assert_allclose(outputs["logits"], logits, rtol=1e-4, atol=5e-4)  # logits ~25 after 121 layers
+    assert outputs["saliency_map"].shape == expected.shape == (2, 3, 3, 3)
+    assert np.abs(outputs["saliency_map"].astype(int) - expected.astype(int)).max() <= 1
+    assert len(np.unique(expected)) > 2

@@ -2,8 +2,8 @@
 
 ``prepare_foreign_model`` fixes the input to (dynamic batch, 3, H, W), reverses its channels when the IR
 expects BGR, names the class-logits output ``logits`` (taking the input of a final Softmax/Sigmoid, as
-the pipeline applies the score function itself) and inserts Recipro-CAM
-(``recipro_cam_insertion``). The IR file is never changed.
+the pipeline applies the score function itself; an XAI output openvino_xai inserted is replaced) and
+inserts Recipro-CAM (``recipro_cam_insertion``). The IR file is never changed.
 """
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
+from otx_xai.openvino.metadata import XAI_OUTPUTS
 from otx_xai.openvino.recipro_cam_insertion import CutError, insert_recipro_cam
 
 SCORE_OPS = ("Softmax", "Sigmoid", "LogSoftmax")
 
 
 def _logits_output(model: ov.Model, path: Path) -> ov.Output:
-    """The (B, K) class-logits output, replacing a final Softmax/Sigmoid output by its input."""
+    """The (B, K) class-logits output, replacing a final Softmax/Sigmoid output by its input. XAI outputs
+    another tool inserted (openvino_xai's ``saliency_map``) are dropped: ours replace them."""
+    for result, port in zip(list(model.get_results()), list(model.outputs), strict=True):
+        if set(port.get_names()) & set(XAI_OUTPUTS):
+            model.remove_result(result)
     outputs = list(model.outputs)
     named = [index for index, port in enumerate(outputs) if "logits" in port.get_names()]
     if len(outputs) != 1 and not named:

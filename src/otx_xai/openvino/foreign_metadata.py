@@ -81,7 +81,7 @@ def _bool(text: str) -> bool:
 def _numbers(text: str, key: str, path: Path) -> list[float]:
     """Three numbers from Model API's space-separated ``mean_values``/``scale_values`` (one value: all three)."""
     try:
-        values = [float(v) for v in text.replace(",", " ").split()]
+        values = [float(v) for v in text.strip("[]() ").replace(",", " ").split()]
     except ValueError:
         values = []
     if len(values) == 1:
