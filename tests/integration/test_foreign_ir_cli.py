@@ -58,6 +58,8 @@ def test_plain_ir_explains_from_the_cli_like_the_own_export(resnet_irs: tuple[Pa
     assert foreign_maps.keys() == own_maps.keys() and foreign_maps
     difference = max(np.abs(foreign_maps[k].astype(int) - own_maps[k].astype(int)).max() for k in own_maps)
     assert difference <= 1, difference
+    recorded = json.loads((foreign_run / "run.json").read_text())["recipe"]["data"]
+    assert recorded["input_size"] == [96, 96] and recorded["mean"] == IMAGENET_MEAN  # what ran, from the flags
     own_index = json.loads((own_run / "explain_index.json").read_text())
     predicted = {entry["image_id"]: entry["predicted"] for entry in index["images"]}
     assert predicted == {entry["image_id"]: entry["predicted"] for entry in own_index["images"]}

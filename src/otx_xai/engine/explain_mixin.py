@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,8 @@ class ExplainMixin:
         from otx_xai.engine.tasks import build_datamodule
 
         data = ir.data_config(self.recipe.data.batch_size)
+        if ir.meta.get("foreign"):  # settings from --ir.* flags or the IR's rt_info: run.json records them
+            self.recipe = replace(self.recipe, data=data)
         if self.data_root is None:
             raise ValueError("no data_root: pass --data_root (the images to explain)")
         return build_datamodule(ir.model_info.task, self.data_root, data)
