@@ -1,5 +1,5 @@
 """Algorithm by model type: Recipro-CAM wherever a CNN can be cut (incl. non-GAP necks), the Activation Map
-as the announced fallback, and clear errors for a method a model cannot run."""
+on request or as the announced fallback, and clear errors for a method a model cannot run."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from otx_xai.data.datamodule import DataConfig
+from otx_xai.explain.select import choose_method
 from otx_xai.models.classification import ImageClassifier
 from otx_xai.openvino.export import export_ir
 
@@ -49,12 +50,15 @@ def test_recipro_cam_through_a_non_gap_neck_equals_the_slow_form(backbone: str) 
     assert np.abs(out["saliency_map"].numpy().astype(int) - expected).max() <= 1
 
 
-def test_unknown_shape_falls_back_to_the_activation_map_with_a_warning(caplog: pytest.LogCaptureFixture,
-                                                                       tmp_path: Path) -> None:
+def test_a_model_with_no_cut_falls_back_to_the_activation_map_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        model = ImageClassifier(LABELS, "shufflenet_v2_x0_5").eval()
+        assert choose_method("some_net", "auto", cut=False) == "ActivationMap"
+    assert "falling back to the Activation Map" in caplog.text and "some_net" in caplog.text
+
+
+def test_activation_map_on_request_equals_the_channel_mean_in_torch_and_ir(tmp_path: Path) -> None:
+    model = ImageClassifier(LABELS, "shufflenet_v2_x0_5", explain_method="ActivationMap").eval()
     assert model.explain_method == "ActivationMap"
-    assert "falling back to the Activation Map" in caplog.text and "shufflenet_v2_x0_5" in caplog.text
     images = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         out = model.forward_explain(images)
@@ -70,7 +74,7 @@ def test_unknown_shape_falls_back_to_the_activation_map_with_a_warning(caplog: p
     assert np.abs(ir_maps.astype(int) - out["saliency_map"].numpy().astype(int)).mean() <= 1
 
 
-@pytest.mark.parametrize(("backbone", "method"), [("shufflenet_v2_x0_5", "ReciproCAM"),
+@pytest.mark.parametrize(("backbone", "method"), [("shufflenet_v2_x0_5", "ViTReciproCAM"),
                                                    ("resnet18", "ViTReciproCAM")])
 def test_a_method_the_model_cannot_run_is_a_one_line_error(backbone: str, method: str) -> None:
     with pytest.raises(ValueError, match=f"explain_method '{method}' is not supported for {backbone}") as error:

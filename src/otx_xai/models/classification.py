@@ -1,19 +1,24 @@
-"""Image classification over torchvision CNNs, explained by Recipro-CAM."""
+"""Image classification over torchvision classifiers, explained by Recipro-CAM (CNN, Swin) or ViT Recipro-CAM."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.models import VisionTransformer
 
 from otx_xai.explain.methods.activation_map import ActivationMap
 from otx_xai.explain.methods.base import ExplainAlgo
 from otx_xai.explain.methods.recipro_cam import ReciproCAM, pointwise_layers
+from otx_xai.explain.methods.vit_cls_row import check_encoder_block
+from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM
 from otx_xai.explain.select import choose_method
-from otx_xai.models.backbones import FeatureTap, _replace_last_linear, build_torchvision, split_cnn, with_linear_head
+from otx_xai.models.backbones import FeatureTap, build_torchvision, split_cnn, with_linear_head
 from otx_xai.models.base import ExplainableModel, batch_images
+from otx_xai.models.vit_forward import vit_forward_explain, vit_logits
 
 
 def class_scores(logits: Tensor, multilabel: bool, dim: int = -1) -> Tensor:
@@ -65,22 +70,29 @@ class ClassifierModel(ExplainableModel):
 
 
 class ImageClassifier(ClassifierModel):
-    """A torchvision CNN classifier (multiclass or multilabel) explained in its own forward.
+    """A torchvision classifier (multiclass or multilabel) explained in its own forward.
+
+    CNNs (and Swin, on its token grid) are cut at their last spatial feature map by tracing them
+    (``models/graph_cut.py``) and explained by Recipro-CAM through the network's own head; a torchvision
+    ``VisionTransformer`` (vit_b_16, ...) is explained by ViT Recipro-CAM.
 
     Args:
-        backbone: torchvision classification model name (resnet18, mobilenet_v3_small, efficientnet_b0,
-            vgg11, convnext_tiny, regnet_x_400mf, squeezenet1_1, ...).
+        backbone: any torchvision classification model name (resnet18, mobilenet_v2, densenet121, googlenet,
+            inception_v3, convnext_tiny, swin_t, maxvit_t, vgg11, vit_b_16, ...).
         label_names: class names; their order is the channel order of every output.
         multilabel: sigmoid head with binary cross-entropy instead of softmax.
-        weights: local file with pretrained torchvision weights, or None for random initialization.
+        weights: local file with pretrained torchvision weights, or None for random initialization. Its
+            classifier is kept when it has one output per label (a 1000-class ImageNet model with its 1000
+            labels explains as it is), re-created at random otherwise (with a log line).
         lr: AdamW learning rate.
-        head: "torchvision" (the network's own classifier, its last layer sized to the labels) or "linear"
-            (global average pooling and one linear layer on the last feature map, as OTX 2.x's
-            ``LinearClsHead``; the network's classifier weights are dropped). A linear head is what lets
-            Recipro-CAM explain at the cost of predict: an MLP head (mobilenet_v3's 576→1024→K) has to
-            run at each of the h·w positions.
-        explain_method: "auto" (Recipro-CAM when the network can be cut at its last feature map, else
-            the Activation Map with a warning), "ReciproCAM" or "ActivationMap".
+        head: "torchvision" (the network's own classifier, its last layer sized to the labels; the default) or
+            "linear" (global average pooling and one linear layer on the last feature map, as OTX 2.x's
+            ``LinearClsHead``; the network's classifier weights are dropped; a ViT gets one Linear on its
+            CLS token). A linear head is what lets Recipro-CAM explain at the cost of predict: an MLP head
+            (mobilenet_v3's 576→1024→K) has to run at each of the h·w positions.
+        explain_method: "auto" (Recipro-CAM when the network can be cut at its last feature map, ViT
+            Recipro-CAM for a ViT, else the Activation Map with a warning), or one of the methods the model
+            can run (``explain/select.py``).
     """
 
     def __init__(
@@ -98,7 +110,10 @@ class ImageClassifier(ClassifierModel):
         if head not in ("torchvision", "linear"):
             raise ValueError(f"unknown head {head!r}: use 'torchvision' or 'linear'")
         net = build_torchvision(backbone, len(self.label_names), weights)
-        parts = split_cnn(net, len(self.label_names))
+        if isinstance(net, VisionTransformer):
+            self._init_vit(net, backbone, head, explain_method)
+            return
+        parts = split_cnn(net)
         if head == "linear":
             if parts is None:
                 raise ValueError(f"head 'linear' needs a network cut at its last feature map; {backbone!r} has "
@@ -106,7 +121,8 @@ class ImageClassifier(ClassifierModel):
             parts = with_linear_head(parts, len(self.label_names))
         self.explain_method = choose_method(backbone, explain_method, cut=parts is not None)
         if parts is None:
-            self.tap = FeatureTap(_replace_last_linear(net, len(self.label_names)))
+            self.tap = FeatureTap(net)
+            self._pooled_head = None
         else:
             self.backbone, self.neck_head, self._pooled_head = parts.backbone, parts.neck_head, parts.head
         if self.explain_method == ReciproCAM.name:
@@ -120,9 +136,21 @@ class ImageClassifier(ClassifierModel):
         else:
             self.explainer = ActivationMap()
 
+    def _init_vit(self, vit: VisionTransformer, backbone: str, head: str, explain_method: str) -> None:
+        """A torchvision ViT: its CLS-row forward (``vit_forward``) and ViT Recipro-CAM."""
+        if head == "linear":
+            vit.heads = nn.Sequential(OrderedDict(head=nn.Linear(vit.hidden_dim, len(self.label_names))))
+        check_encoder_block(vit.encoder.layers[-1])
+        self.vit = vit
+        self.explain_method = choose_method(backbone, explain_method, kind="vit")
+        self.explainer = (ViTReciproCAM.from_vit(vit, score_fn=self._scores)
+                          if self.explain_method == ViTReciproCAM.name else ActivationMap())
+
     @property
     def head(self) -> nn.Module:
         """The classifier head (re-initialized by the sanity check)."""
+        if hasattr(self, "vit"):
+            return self.vit.heads
         if hasattr(self, "tap"):
             return self.tap.net
         return self._pooled_head if self._pooled_head is not None else self.neck_head
@@ -134,9 +162,9 @@ class ImageClassifier(ClassifierModel):
         return self.neck_head(feature_map)
 
     def forward(self, images: Tensor) -> Tensor:
-        if hasattr(self, "tap"):
-            return self.tap(images)[0]
-        return self._head_on_feature_map(self.backbone(images))
+        if hasattr(self, "vit"):
+            return vit_logits(self.vit, images)
+        return self._logits_vector_and_feature_map(images)[0]
 
     def _logits_vector_and_feature_map(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Logits (the same as ``forward``'s), the feature vector and the feature map of one pass."""
@@ -144,12 +172,14 @@ class ImageClassifier(ClassifierModel):
             logits, feature_map = self.tap(images)
             return logits, feature_map.mean(dim=(2, 3)), feature_map
         feature_map = self.backbone(images)
+        pooled = feature_map.mean(dim=(2, 3))
         if self._pooled_head is not None:  # GAP neck: pool once, for the logits and the feature vector
-            pooled = feature_map.mean(dim=(2, 3))  # what neck_head's GlobalAveragePool computes
             return self._pooled_head(pooled), pooled, feature_map
-        return self._head_on_feature_map(feature_map), feature_map.mean(dim=(2, 3)), feature_map
+        return self._head_on_feature_map(feature_map), pooled, feature_map
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
+        if hasattr(self, "vit"):
+            return vit_forward_explain(self.vit, self.explainer, self.explain_method, len(self.label_names), images)
         logits, feature_vector, feature_map = self._logits_vector_and_feature_map(images)
         saliency = self.explainer(feature_map)
         if saliency.shape[1] == 1:  # class-agnostic: the same map for every class channel

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 from torchvision.models import VisionTransformer
 
 from otx_xai.explain.methods.activation_map import ActivationMap
-from otx_xai.explain.methods.base import ExplainAlgo, normalize_map
-from otx_xai.explain.methods.vit_cls_row import BlockInputs, block_inputs, check_encoder_block, real_cls_row
-from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM, grid_size
+from otx_xai.explain.methods.base import ExplainAlgo
+from otx_xai.explain.methods.vit_cls_row import check_encoder_block
+from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM
 from otx_xai.explain.select import choose_method
 from otx_xai.models.classification import ClassifierModel
+from otx_xai.models.vit_forward import tokens_before_last_block, vit_forward_explain, vit_logits
 from otx_xai.models.weights import load_backbone_weights
 
 
@@ -69,35 +69,10 @@ class VisionTransformerClassifier(ClassifierModel):
 
     def tokens_before_last_block(self, images: Tensor) -> Tensor:
         """Tokens (B, 1+N, D) entering the last encoder block: CLS + patches, position-embedded."""
-        tokens = self.vit._process_input(images)
-        cls_token = self.vit.class_token.expand(tokens.shape[0], -1, -1)
-        tokens = torch.cat([cls_token, tokens], dim=1) + self.vit.encoder.pos_embedding
-        return self.vit.encoder.layers[:-1](self.vit.encoder.dropout(tokens))
-
-    def _cls_feature(self, inputs: BlockInputs) -> Tensor:
-        """The final-normed CLS token (B, D) the head reads, from the last block's projected inputs."""
-        return self.vit.encoder.ln(real_cls_row(self.vit.encoder.layers[-1], inputs))
+        return tokens_before_last_block(self.vit, images)
 
     def forward(self, images: Tensor) -> Tensor:
-        tokens = self.tokens_before_last_block(images)
-        return self.vit.heads(self._cls_feature(block_inputs(self.vit.encoder.layers[-1], tokens)))
+        return vit_logits(self.vit, images)
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
-        tokens = self.tokens_before_last_block(images)
-        inputs = block_inputs(self.vit.encoder.layers[-1], tokens)
-        feature_vector = self._cls_feature(inputs)
-        patches = tokens[:, 1:].transpose(1, 2)  # (B, D, N)
-        grid = grid_size(patches.shape[-1])
-        feature_map = patches.unflatten(-1, (grid, grid))
-        if isinstance(self.explainer, ViTReciproCAM):  # the fast form shares the prediction's projections
-            saliency = normalize_map(self.explainer.saliency(tokens, inputs))
-        elif self.explain_method == ViTReciproCAM.name:
-            saliency = self.explainer(tokens)
-        else:  # the class-agnostic Activation Map, the same for every class channel
-            saliency = self.explainer(feature_map).expand(-1, len(self.label_names), -1, -1)
-        return {
-            "logits": self.vit.heads(feature_vector),
-            "feature_vector": feature_vector,
-            "saliency_map": saliency,
-            "feature_map": feature_map,
-        }
+        return vit_forward_explain(self.vit, self.explainer, self.explain_method, len(self.label_names), images)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 
 from otx_xai.explain.methods.base import ExplainAlgo
 
@@ -28,9 +28,45 @@ ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Har
                nn.Sigmoid, nn.Tanh, nn.Identity, nn.Dropout)
 
 
+def _is_flatten(head: fx.GraphModule, node: fx.Node) -> bool:
+    """A reshape that only turns a pooled (N, C, 1, 1) into (N, C) (or the reverse), nothing else."""
+    if node.op == "call_module":
+        sub = head.get_submodule(node.target)
+        return isinstance(sub, nn.Flatten) and sub.start_dim == 1 and sub.end_dim == -1
+    args = [*node.args[1:], *node.kwargs.values()]
+    if (node.op == "call_method" and node.target == "flatten") or node.target is torch.flatten:
+        return args == [1]
+    return node.op == "call_method" and node.target == "view" and len(args) == 4 and args[2:] == [1, 1]
+
+
+def _graph_layers(head: fx.GraphModule) -> list[nn.Module] | None:
+    """The modules of a traced head that is one chain of modules and flattens, in order, else None."""
+    layers: list[nn.Module] = []
+    previous = None
+    for node in head.graph.nodes:
+        if node.op == "output":
+            return layers if node.args[0] is previous else None
+        if node.op != "placeholder":
+            if node.all_input_nodes != [previous]:
+                return None
+            if node.op == "call_module" and not _is_flatten(head, node):
+                layers.append(head.get_submodule(node.target))
+            elif not _is_flatten(head, node):
+                return None
+        previous = node
+    return None
+
+
 def pointwise_layers(head: nn.Module) -> list[nn.Module] | None:
-    """The layers of a head made of Linear layers and element-wise modules (ending in a Linear), else None."""
-    layers = list(head.children()) if isinstance(head, nn.Sequential) else [head]
+    """The layers of a head made of Linear layers and element-wise modules (ending in a Linear), else None.
+
+    ``head``: a module, an ``nn.Sequential`` or a traced head (``fx.GraphModule``: a chain of such modules
+    and flattens of the pooled vector).
+    """
+    if isinstance(head, fx.GraphModule):
+        layers = _graph_layers(head) or []
+    else:
+        layers = list(head.children()) if isinstance(head, nn.Sequential) else [head]
     if not layers or not isinstance(layers[-1], nn.Linear):
         return None
     return layers if all(isinstance(layer, (nn.Linear, *ELEMENTWISE)) for layer in layers) else None

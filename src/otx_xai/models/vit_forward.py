@@ -1,0 +1,59 @@
+"""The forward passes of a torchvision ``VisionTransformer`` classifier, shared by every model holding one.
+
+The last encoder block computes only the CLS row the head reads (``vit_cls_row``: the same function as
+torchvision's block to float rounding, without the MLP on every patch token), and ViT Recipro-CAM
+reuses its per-patch projections.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import VisionTransformer
+
+from otx_xai.explain.methods.base import normalize_map
+from otx_xai.explain.methods.vit_cls_row import BlockInputs, block_inputs, real_cls_row
+from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM, grid_size
+
+
+def tokens_before_last_block(vit: VisionTransformer, images: Tensor) -> Tensor:
+    """Tokens (B, 1+N, D) entering the last encoder block: CLS + patches, position-embedded."""
+    tokens = vit._process_input(images)
+    cls_token = vit.class_token.expand(tokens.shape[0], -1, -1)
+    tokens = torch.cat([cls_token, tokens], dim=1) + vit.encoder.pos_embedding
+    return vit.encoder.layers[:-1](vit.encoder.dropout(tokens))
+
+
+def cls_feature(vit: VisionTransformer, inputs: BlockInputs) -> Tensor:
+    """The final-normed CLS token (B, D) the head reads, from the last block's projected inputs."""
+    return vit.encoder.ln(real_cls_row(vit.encoder.layers[-1], inputs))
+
+
+def vit_logits(vit: VisionTransformer, images: Tensor) -> Tensor:
+    """Logits (B, K), the same as ``vit(images)`` to float rounding."""
+    tokens = tokens_before_last_block(vit, images)
+    return vit.heads(cls_feature(vit, block_inputs(vit.encoder.layers[-1], tokens)))
+
+
+def vit_forward_explain(vit: VisionTransformer, explainer: nn.Module, explain_method: str, num_labels: int,
+                        images: Tensor) -> dict[str, Tensor]:
+    """logits, feature_vector (the CLS feature), saliency_map and feature_map (the patch tokens entering
+    the last block, as a grid) in one pass; ``explainer``: ViT Recipro-CAM or a class-agnostic map."""
+    tokens = tokens_before_last_block(vit, images)
+    inputs = block_inputs(vit.encoder.layers[-1], tokens)
+    feature_vector = cls_feature(vit, inputs)
+    patches = tokens[:, 1:].transpose(1, 2)  # (B, D, N)
+    grid = grid_size(patches.shape[-1])
+    feature_map = patches.unflatten(-1, (grid, grid))
+    if isinstance(explainer, ViTReciproCAM):  # the fast form shares the prediction's projections
+        saliency = normalize_map(explainer.saliency(tokens, inputs))
+    elif explain_method == ViTReciproCAM.name:
+        saliency = explainer(tokens)
+    else:  # class-agnostic, the same for every class channel
+        saliency = explainer(feature_map).expand(-1, num_labels, -1, -1)
+    return {
+        "logits": vit.heads(feature_vector),
+        "feature_vector": feature_vector,
+        "saliency_map": saliency,
+        "feature_map": feature_map,
+    }
