@@ -39,6 +39,8 @@ def _stage_parser(stage: str) -> ArgumentParser:
     parser.add_argument("--task", type=str | None, default=None, help="classification, detection, ...")
     parser.add_argument("--model.class_path", type=str | None, default=None, help="LightningModule class")
     parser.add_argument("--model.init_args", type=dict, default={}, help="its arguments")
+    parser.add_argument("--model.label_names_file", type=str | None, default=None,
+                        help="labels when the data has none: a file (one name per line) or 'torchvision'")
     parser.add_class_arguments(DataConfig, "data")
     parser.add_argument("--max_epochs", type=int | None, default=None, help="training epochs")
     if stage == "train":
@@ -116,7 +118,8 @@ def _recipe_values(args: Namespace) -> dict[str, Any] | None:
         return None
     data = {f.name: getattr(args.data, f.name) for f in fields(DataConfig)}
     return {"task": args.task or "classification",
-            "model": {"class_path": args.model.class_path, "init_args": dict(args.model.init_args)},
+            "model": {"class_path": args.model.class_path, "init_args": dict(args.model.init_args),
+                      "label_names_file": args.model.label_names_file},
             "data": data, "max_epochs": args.max_epochs or 10}
 
 

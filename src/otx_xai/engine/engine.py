@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from otx_xai.engine.checkpoint import load_model, read_checkpoint
 from otx_xai.engine.explain_mixin import ExplainMixin
-from otx_xai.engine.recipe import ModelSpec, Recipe, build_model, load_recipe, recipe_from_dict
+from otx_xai.engine.recipe import ModelSpec, Recipe, build_model, load_recipe, model_label_names, recipe_from_dict
 from otx_xai.engine.tasks import build_datamodule
 from otx_xai.engine.workdir import latest_run, new_run_dir, point_latest, write_run_record
 from otx_xai.explain.callback import PredictionCollector
@@ -77,14 +77,24 @@ class BaseEngine:
     @property
     def model(self) -> lightning.LightningModule:
         if self._module is None:
-            labels = self.datamodule.label_names or None
+            labels = self._label_names()
             if self.checkpoint and self.checkpoint.endswith(".ckpt"):
                 self._module = load_model(self.checkpoint, self.recipe.model, labels)
             elif labels is None:
-                raise ValueError(f"{self.data_root} has no labels and no checkpoint was given: pass --checkpoint")
+                raise ValueError(f"{self.data_root} has no labels and no checkpoint was given: pass --checkpoint "
+                                 "(or the labels of pretrained weights: --model.label_names_file)")
             else:
                 self._module = build_model(self.recipe.model, labels)
         return self._module
+
+    def _label_names(self) -> list[str] | None:
+        """The dataset's labels, or those of ``model.label_names_file`` (which the dataset's must equal)."""
+        labels = self.datamodule.label_names or None
+        named = model_label_names(self.recipe.model)
+        if named is not None and labels and list(labels) != named:
+            raise ValueError(f"{self.data_root} has the labels {list(labels)[:5]}... but model.label_names_file "
+                             f"gives {named[:5]}...: drop label_names_file, or explain a folder of plain images")
+        return named or labels
 
     def _trainer(self, run_dir: Path, **kwargs: Any) -> lightning.Trainer:
         defaults = {"accelerator": "cpu", "devices": 1, "default_root_dir": str(run_dir),

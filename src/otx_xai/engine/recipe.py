@@ -18,10 +18,37 @@ class RecipeError(ValueError):
 
 @dataclass
 class ModelSpec:
-    """Which LightningModule to build (``class_path``) and its arguments (label_names come from data)."""
+    """Which LightningModule to build (``class_path``) and its arguments.
+
+    Its label_names come from the data, or from ``label_names_file``: a text file with one class name
+    per line, or ``torchvision`` for the categories in the metadata of the torchvision weights of
+    ``init_args.backbone`` (ImageNet's 1000 names): the labels of pretrained ``weights`` whose
+    classifier is kept, to explain a plain folder of images with no dataset labels.
+    """
 
     class_path: str = "otx_xai.models.classification.ImageClassifier"
     init_args: dict[str, Any] = field(default_factory=dict)
+    label_names_file: str | None = None
+
+
+def model_label_names(spec: ModelSpec) -> list[str] | None:
+    """The labels ``spec.label_names_file`` names, or None when it names none; a one-line error when
+    the file is missing or empty."""
+    source = spec.label_names_file
+    if not source:
+        return None
+    if source == "torchvision":
+        from otx_xai.models.weights import torchvision_categories
+
+        return torchvision_categories(str(spec.init_args.get("backbone", "resnet18")))
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise RecipeError(f"model.label_names_file {source!r} not found: pass a text file with one class name "
+                          "per line, or 'torchvision' for the backbone's torchvision categories")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise RecipeError(f"model.label_names_file {source!r} holds no class name: write one name per line")
+    return names
 
 
 @dataclass
@@ -52,6 +79,8 @@ def recipe_from_dict(values: dict[str, Any], where: str = "recipe") -> Recipe:
     values = _known(Recipe, values or {}, where)
     model = _known(ModelSpec, values.get("model") or {}, f"{where}: model")
     data = _known(DataConfig, values.get("data") or {}, f"{where}: data")
+    if not isinstance(model.get("label_names_file") or "", str):
+        raise RecipeError(f"{where}: model.label_names_file must be a file path or 'torchvision'")
     if not isinstance(model.get("init_args", {}), dict) or not isinstance(model.get("class_path", ""), str):
         raise RecipeError(f"{where}: model needs class_path (a dotted class name) and init_args (a mapping)")
     try:
