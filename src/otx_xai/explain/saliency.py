@@ -11,6 +11,7 @@ import numpy as np
 
 from otx_xai.explain.config import ExplainConfig, TargetExplainGroup
 from otx_xai.explain.entity import ImageInfo, PredictionBatch
+from otx_xai.explain.select import EIGEN_CAM
 
 MAP_PER_IMAGE = "map_per_image"
 MapKey = int | str
@@ -35,7 +36,10 @@ def normalize_to_uint8(values: np.ndarray) -> np.ndarray:
 
 
 def image_map(batch: PredictionBatch, index: int) -> np.ndarray:
-    """One class-agnostic map: the activation map of the feature map, else the max over class maps."""
+    """One class-agnostic map: the model's own when its method is class-agnostic (Eigen-CAM: every channel
+    holds it), else the activation map of the feature map, else the max over class maps."""
+    if batch.model.explain_method == EIGEN_CAM and batch.saliency_map is not None:
+        return batch.saliency_map[index][0]
     if batch.feature_map is not None:
         return normalize_to_uint8(batch.feature_map[index].mean(axis=0))
     return batch.saliency_map[index].max(axis=0)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from otx_xai.explain.methods.activation_map import ActivationMap
+from otx_xai.explain.methods.base import ExplainAlgo
+from otx_xai.explain.methods.eigen_cam import EigenCAM
+
 log = logging.getLogger(__name__)
 
 ACTIVATION_MAP = "ActivationMap"
+EIGEN_CAM = "EigenCAM"
+CLASS_AGNOSTIC = [ACTIVATION_MAP, EIGEN_CAM]  # one map per image, filling every class channel
 BY_MODEL_TYPE = {
     "cnn": "ReciproCAM",
     "vit": "ViTReciproCAM",
@@ -17,9 +23,11 @@ BY_MODEL_TYPE = {
 
 def choose_method(model_name: str, requested: str, cut: bool = True, kind: str = "cnn") -> str:
     """The algorithm for a model of ``kind``: its specific one when ``cut`` (it can run it), else the
-    Activation Map with a warning; a requested method the model cannot run is a one-line error."""
+    Activation Map with a warning; a requested method the model cannot run is a one-line error.
+    Classifiers (``cnn``, ``vit``) also run the class-agnostic Eigen-CAM on request."""
     specific = BY_MODEL_TYPE[kind]
-    allowed = [specific, ACTIVATION_MAP] if cut else [ACTIVATION_MAP]
+    agnostic = CLASS_AGNOSTIC if kind in ("cnn", "vit") else [ACTIVATION_MAP]
+    allowed = [specific, *agnostic] if cut else agnostic
     if requested == "auto":
         if not cut:
             log.warning("%s has no %s support: falling back to the Activation Map (class-agnostic)",
@@ -31,7 +39,7 @@ def choose_method(model_name: str, requested: str, cut: bool = True, kind: str =
     return requested
 
 
-WHITE_BOX_BY_TASK = {"classification": ["ReciproCAM", "ViTReciproCAM", ACTIVATION_MAP],
+WHITE_BOX_BY_TASK = {"classification": ["ReciproCAM", "ViTReciproCAM", *CLASS_AGNOSTIC],
                      "detection": ["DetClassProbabilityMap"], "instance_segmentation": ["InstSegMaskAggregation"]}
 DEFAULT_BLACK_BOX = "AISE"  # the guide's black-box default: fewer inferences than RISE
 
@@ -54,3 +62,8 @@ def explain_time_method(model_name: str, task: str, requested: str, own: str, ha
         raise ValueError(f"explain_method {requested!r} is not supported for {task}: use auto or one of "
                          f"{', '.join(allowed)}")
     return requested
+
+
+def class_agnostic_explainer(method: str) -> ExplainAlgo:
+    """The module computing a class-agnostic ``method`` (ActivationMap, EigenCAM) from a feature map."""
+    return EigenCAM() if method == EIGEN_CAM else ActivationMap()

@@ -10,12 +10,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import VisionTransformer
 
-from otx_xai.explain.methods.activation_map import ActivationMap
 from otx_xai.explain.methods.base import ExplainAlgo
 from otx_xai.explain.methods.recipro_cam import ReciproCAM, pointwise_layers
 from otx_xai.explain.methods.vit_cls_row import check_encoder_block
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM
-from otx_xai.explain.select import choose_method
+from otx_xai.explain.select import choose_method, class_agnostic_explainer
 from otx_xai.models.backbones import FeatureTap, build_torchvision, split_cnn, with_linear_head
 from otx_xai.models.base import ExplainableModel, batch_images
 from otx_xai.models.vit_forward import vit_forward_explain, vit_logits
@@ -134,7 +133,7 @@ class ImageClassifier(ClassifierModel):
                 pointwise_head=parts.head if pointwise else None,
             )
         else:
-            self.explainer = ActivationMap()
+            self.explainer = class_agnostic_explainer(self.explain_method)
 
     def _init_vit(self, vit: VisionTransformer, backbone: str, head: str, explain_method: str) -> None:
         """A torchvision ViT: its CLS-row forward (``vit_forward``) and ViT Recipro-CAM."""
@@ -143,8 +142,9 @@ class ImageClassifier(ClassifierModel):
         check_encoder_block(vit.encoder.layers[-1])
         self.vit = vit
         self.explain_method = choose_method(backbone, explain_method, kind="vit")
-        self.explainer = (ViTReciproCAM.from_vit(vit, score_fn=self._scores)
-                          if self.explain_method == ViTReciproCAM.name else ActivationMap())
+        method = self.explain_method
+        self.explainer = (ViTReciproCAM.from_vit(vit, score_fn=self._scores) if method == ViTReciproCAM.name
+                          else class_agnostic_explainer(method))
 
     @property
     def head(self) -> nn.Module:

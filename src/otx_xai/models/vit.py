@@ -5,11 +5,10 @@ from __future__ import annotations
 from torch import Tensor
 from torchvision.models import VisionTransformer
 
-from otx_xai.explain.methods.activation_map import ActivationMap
 from otx_xai.explain.methods.base import ExplainAlgo
 from otx_xai.explain.methods.vit_cls_row import check_encoder_block
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM
-from otx_xai.explain.select import choose_method
+from otx_xai.explain.select import choose_method, class_agnostic_explainer
 from otx_xai.models.classification import ClassifierModel
 from otx_xai.models.vit_forward import tokens_before_last_block, vit_forward_explain, vit_logits
 from otx_xai.models.weights import load_backbone_weights
@@ -64,7 +63,7 @@ class VisionTransformerClassifier(ClassifierModel):
         self.explain_method = choose_method("VisionTransformer", explain_method, kind="vit")
         self.explainer: ExplainAlgo = (
             ViTReciproCAM.from_vit(self.vit, score_fn=self._scores, use_gaussian=use_gaussian)
-            if self.explain_method == ViTReciproCAM.name else ActivationMap()
+            if self.explain_method == ViTReciproCAM.name else class_agnostic_explainer(self.explain_method)
         )
 
     def tokens_before_last_block(self, images: Tensor) -> Tensor:
