@@ -156,6 +156,18 @@ def test_otx_rt_info_gives_labels_and_preprocessing(zoo: dict, tmp_path: Path) -
     np.testing.assert_allclose(flipped.infer(batch)["logits"], expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize(("key", "value", "words"), [("task_type", "detection", "'detection' IR"),
+                                                     ("hierarchical", "True", "hierarchical classifier")])
+def test_rt_info_of_another_kind_of_model_is_refused(zoo: dict, tmp_path: Path, key: str, value: str,
+                                                     words: str) -> None:
+    model = ov.Core().read_model(str(zoo["resnet18"][1]))
+    model.set_rt_info(value, ["model_info", key])
+    xml = tmp_path / f"{key}.xml"
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    with pytest.raises(IRError, match=words):
+        IRModel(xml, foreign=FLAGS)
+
+
 def test_a_final_softmax_is_taken_off_the_logits(zoo: dict, tmp_path: Path) -> None:
     net = zoo["resnet18"][0]
     ir = IRModel(save_plain_ir(nn.Sequential(net, nn.Softmax(dim=-1)), tmp_path / "softmax.xml"), foreign=FLAGS)

@@ -2,11 +2,12 @@
 
 Each value comes from the ``--ir.*`` flags (``ForeignIROptions``) when given, else from the IR's own
 rt_info ``model_info`` section (written by OTX and OpenVINO Model API exporters: ``labels``,
-``mean_values``, ``scale_values``, ``multilabel``, ``task_type``), else from the IR's input shape (the
-input size, when static). ``model_info/reverse_input_channels`` is not applied: its meaning depends on
-whether the Model API caller feeds BGR or RGB, so the flag says it. What is still missing is a one-line
-error naming the flag to pass. The result has the keys of otx_xai's own metadata (``write_metadata``),
-so the rest of the IR path reads a foreign IR like an exported one.
+``mean_values``, ``scale_values``, ``multilabel``, ``task_type``; ``hierarchical`` is refused), else
+from the IR's input shape (the input size, when static). ``model_info/reverse_input_channels`` is not
+applied: its meaning depends on whether the Model API caller feeds BGR or RGB, so the flag says it.
+What is still missing is a one-line error naming the flag to pass. The result has the keys of
+otx_xai's own metadata (``write_metadata``), so the rest of the IR path reads a foreign IR like an
+exported one.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ def foreign_metadata(model: ov.Model, options: ForeignIROptions | None, path: st
     if task != "classification":
         raise ValueError(f"{path} is a {task!r} IR (rt_info model_info/task_type): only a classification IR "
                          "that otx_xai did not export can be explained; export detectors with `otx export`")
+    if _bool(info.get("hierarchical", "false")):
+        raise ValueError(f"{path} is a hierarchical classifier (rt_info model_info/hierarchical): its logits are "
+                         "per label group, which otx_xai does not read; only multiclass and multilabel IRs")
     labels = _labels(options, info, path)
     reverse = bool(options.reverse_input_channels)
     mean, std = _preprocessing(options, info, path, reverse)
