@@ -94,13 +94,15 @@ def test_cli_rise_on_a_checkpoint_and_auto_on_an_ir_without_xai_outputs(trained_
                                                                          tmp_path: Path) -> None:
     work = ["--work_dir", str(trained_run.work_dir), "--dump", "True"]
     rise = run_cli(["explain", *work, "--explain_method", "RISE", "--black_box.num_masks", "32",
-                    "--black_box.num_cells", "4", "--black_box.seed", "5", "--explain_config.postprocess", "True"],
+                    "--black_box.num_cells", "4", "--black_box.seed", "5", "--explain_config.postprocess", "True",
+                    "--sanity_check", "True"],
                    tmp_path)
     assert rise.returncode == 0, rise.stderr
     index = read_index(Path(rise.stdout.split("index: ")[1].split()[0]).parent)
     assert index["explain_method"] == "RISE"
     assert {"num_masks": 32, "num_cells": 4, "prob": 0.5, "seed": 5}.items() <= index["explain_settings"].items()
     assert any(name.endswith("_overlay.png") for entry in index["images"] for name in entry["files"])
+    assert index["summary"]["sanity_check"]["images"] == len(index["images"])  # re-ran RISE on a random head
     # auto on an IR with no XAI outputs: AISE (said so), with the audit metrics on its maps
     aise = run_cli(["explain", *work, "--checkpoint", str(plain_ir), "--black_box.iterations", "6",
                     "--black_box.kernel_widths", "[0.25]", "--metrics", "pointing_game,insertion_deletion,adcc",
