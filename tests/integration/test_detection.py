@@ -26,7 +26,7 @@ from otx_xai.models.detection import SingleStageDetector
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "detection"
 INPUT = (128, 128)
-IR_OUTPUTS = ["bboxes", "labels", "feature_vector", "saliency_map", "feature_map"]
+IR_OUTPUTS = ["bboxes", "labels", "feature_vector", "saliency_map", "feature_map", "box_saliency_map"]
 LOW = ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS, predicted_maps_conf_thr=0.01)
 
 

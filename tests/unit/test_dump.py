@@ -163,3 +163,32 @@ def test_results_without_dump_write_nothing(tmp_path: Path) -> None:
     assert all(r.files == [] for r in results)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image 0.png", "image 1.png"]
     assert results[0].saliency_map[1].shape == (*SIZES[0], 3)
+
+
+def test_box_maps_named_per_box_with_sanitized_labels(run_dir: Path) -> None:
+    """Each detection above the threshold gets ``<image>_box_<k>_<label>_saliency_map.png`` with its own map."""
+    from otx_xai.explain.detection_entity import detection_batch
+
+    infos = write_images(run_dir.parent)
+    labels = ["red circle/2", "sq"]
+    bboxes = np.zeros((2, 3, 5), dtype=np.float32)
+    bboxes[0, :2] = [[1, 2, 30, 40, 0.9], [10, 10, 50, 50, 0.6]]
+    bboxes[1, 0] = [0, 0, 20, 20, 0.2]  # below the threshold: no map
+    box_maps = np.arange(2 * 3 * 6, dtype=np.uint8).reshape(2, 3, *GRID) * 7
+    outputs = {"bboxes": bboxes, "labels": np.array([[1, 0, -1], [0, -1, -1]]),
+               "saliency_map": np.zeros((2, 2, *GRID), dtype=np.uint8), "box_saliency_map": box_maps}
+    batch = detection_batch(outputs, infos, ModelInfo("detection", labels, False, "DetClassProbabilityMap"))
+    sink = ExplainSink(ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS), run_dir,
+                       {"label_names": labels})
+    sink.consume(batch)
+    sink.finish()
+    index = json.loads((run_dir / INDEX_JSON).read_text())
+    first, second = index["images"]
+    names = [f"{SALIENCY_DIR}/image_0_box_0_sq_saliency_map.png",
+             f"{SALIENCY_DIR}/image_0_box_1_red_circle_2_saliency_map.png"]
+    assert [d["files"] for d in first["detections"]] == [names[:1], names[1:]]
+    assert [d["box_index"] for d in first["detections"]] == [0, 1] and set(names) <= set(first["files"])
+    for k, name in enumerate(names):
+        assert np.array_equal(read_png(run_dir / name), box_maps[0, k])
+    assert second["detections"] == [] and not any("_box_" in name for name in second["files"])
+    assert_no_temp_files(run_dir)

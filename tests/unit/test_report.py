@@ -204,3 +204,18 @@ def test_reports_need_an_index(tmp_path: Path) -> None:
     for write in (write_gallery, write_csv_index):
         with pytest.raises(FileNotFoundError, match="dump"):
             write(tmp_path)
+
+
+def test_box_maps_are_their_own_targets_and_csv_column() -> None:
+    from otx_xai.report.csv_index import box_targets, csv_rows
+
+    box_files = ["saliency_maps/a_box_0_circle_saliency_map.png", "saliency_maps/a_box_0_circle_overlay.png"]
+    entry = {"image_id": "a", "files": ["saliency_maps/a_class_circle_saliency_map.png", *box_files],
+             "detections": [{"box_index": 0, "label": "circle", "score": 0.5, "box": [0, 0, 1, 1],
+                             "files": box_files},
+                            {"box_index": 1, "label": "square", "score": 0.4, "box": [0, 0, 1, 1]}]}
+    assert [t.name for t in map_targets(entry)] == ["circle"]
+    assert box_targets(entry) == [MapTarget("box 0: circle 0.500", box_files[1], box_files[0])]
+    header, row = csv_rows({"images": [entry]})
+    assert row[header.index("boxes")] == "0:circle:0.5"
+    assert "boxes" not in csv_rows({"images": [{"image_id": "b", "files": []}]})[0]

@@ -27,7 +27,8 @@ def detection_batch(outputs: Mapping[str, Any], infos: list[ImageInfo], model: M
     bboxes = to_numpy(outputs["bboxes"]).astype(np.float32)
     labels = to_numpy(outputs["labels"]).astype(np.int64)
     scores = np.zeros((len(infos), len(model.label_names)), dtype=np.float32)
-    boxes, box_labels, box_scores = [], [], []
+    per_box = to_numpy(outputs["box_saliency_map"]) if outputs.get("box_saliency_map") is not None else None
+    boxes, box_labels, box_scores, box_maps = [], [], [], []
     for index, info in enumerate(infos):
         keep = (labels[index] >= 0) & (labels[index] < scores.shape[1]) & (bboxes[index, :, 4] > 0)
         kept_labels, kept_scores = labels[index][keep], bboxes[index, keep, 4]
@@ -35,5 +36,8 @@ def detection_batch(outputs: Mapping[str, Any], infos: list[ImageInfo], model: M
         boxes.append(to_original_pixels(bboxes[index, keep, :4], info))
         box_labels.append(kept_labels)
         box_scores.append(kept_scores)
+        if per_box is not None:
+            box_maps.append(per_box[index][keep].astype(np.uint8, copy=False))
     return PredictionBatch(infos=infos, model=model, scores=scores, boxes=boxes, box_labels=box_labels,
-                           box_scores=box_scores, **explain_outputs(outputs))
+                           box_scores=box_scores, box_saliency_map=box_maps if per_box is not None else None,
+                           **explain_outputs(outputs))

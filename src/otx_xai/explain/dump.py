@@ -65,6 +65,12 @@ def saliency_dir_name(run_dir: Path) -> str:
     return LEGACY_SALIENCY_DIR if (run_dir / LEGACY_SALIENCY_DIR).is_dir() else SALIENCY_DIR
 
 
+def box_map_file_stem(image_id: str, box_index: int, label: int, label_names: list[str]) -> str:
+    """``<image_id>_box_<k>_<label>``, sanitized: the map of box ``k`` (its index in the image's detections)."""
+    name = label_names[label] if 0 <= label < len(label_names) else str(label)
+    return f"{image_id}_box_{box_index}_{sanitize_id(name)}"
+
+
 def read_index_lines(path: Path) -> list[dict[str, Any]]:
     """The entries of a JSON-lines index, skipping a line torn by an interrupted run."""
     if not path.is_file():

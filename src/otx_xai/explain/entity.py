@@ -51,6 +51,8 @@ class PredictionBatch:
     boxes / box_labels / box_scores: per image, detections in original-image pixels.
     masks: per image, (N, H, W) instance masks (instance segmentation).
     saliency_map: uint8 (B, K, h, w), None when the run did not explain.
+    box_saliency_map: per image, uint8 (N, h', w'): one map per detection of ``boxes`` (detectors that
+    explain per box), else None.
     """
 
     infos: list[ImageInfo]
@@ -63,6 +65,7 @@ class PredictionBatch:
     box_labels: list[np.ndarray] | None = None
     box_scores: list[np.ndarray] | None = None
     masks: list[np.ndarray] | None = None
+    box_saliency_map: list[np.ndarray] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:

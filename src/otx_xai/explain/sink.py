@@ -16,11 +16,13 @@ import numpy as np
 from otx_xai.audit.evaluator import AuditEvaluator
 from otx_xai.data.dataset import FailedImage
 from otx_xai.data.image_io import ImageReadError, read_image_rgb
+from otx_xai.explain.box_maps import BoxMap, box_overlay, peak_in_box, select_box_maps
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.dump import (
     INDEX_LINES,
     RunIndex,
     atomic_write_bytes,
+    box_map_file_stem,
     encode_npy,
     encode_png,
     map_file_stem,
@@ -47,6 +49,7 @@ class ImageExplanation:
     files: list[str] = field(default_factory=list)
     pointing_game_hits: list[bool] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    box_maps: list[BoxMap] = field(default_factory=list)  # detectors explaining per box: the boxes with a map
 
 
 class ExplainSink:
@@ -113,6 +116,7 @@ class ExplainSink:
         maps = select_maps(batch, index, self.config)
         if self.config.postprocess:
             maps = {key: postprocess(m, info, self.config) for key, m in maps.items()}
+        box_maps = select_box_maps(batch, index, self.config)
         try:
             original = read_image_rgb(info.source_path) if self._needs_original and info.source_path else None
         except ImageReadError as error:
@@ -123,7 +127,9 @@ class ExplainSink:
             target = predicted[0] if predicted else int(np.argmax(batch.scores[index]))
             values = self.evaluator.evaluate(original, class_maps, hits, target)
         files = self._dump(batch, index, info, maps, original) if self.index is not None else []
-        entry = self._entry(batch, index, info, predicted, files)
+        box_files = self._dump_boxes(batch, info, box_maps, original) if self.index is not None else {}
+        files += [name for names in box_files.values() for name in names]
+        entry = self._entry(batch, index, info, predicted, files, box_files)
         if hits:
             entry["pointing_game"] = float(np.mean(hits))
             entry["pointing_game_objects"] = len(hits)
@@ -133,7 +139,7 @@ class ExplainSink:
         if self.keep_results:
             vector = None if batch.feature_vector is None else batch.feature_vector[index]
             self.results.append(ImageExplanation(info, batch.scores[index], predicted, maps, class_maps,
-                                                 vector, files, hits, values))
+                                                 vector, files, hits, values, box_maps))
 
     @property
     def _needs_original(self) -> bool:
@@ -160,8 +166,26 @@ class ExplainSink:
         files.append(f"{maps_dir}/{raw_name}")
         return files
 
+    def _dump_boxes(
+        self, batch: PredictionBatch, info: ImageInfo, box_maps: list[BoxMap], original: np.ndarray | None
+    ) -> dict[int, list[str]]:
+        """Write each box's map (and overlay, the box outlined); the files of each box index."""
+        maps_dir = self.index.maps_dir
+        folder = self.run_dir / maps_dir
+        files: dict[int, list[str]] = {}
+        for box_map in box_maps:
+            stem = box_map_file_stem(info.image_id, box_map.box_index, box_map.label, batch.model.label_names)
+            atomic_write_bytes(folder / f"{stem}_saliency_map.png", encode_png(box_map.saliency_map))
+            names = [f"{maps_dir}/{stem}_saliency_map.png"]
+            if original is not None and self.config.postprocess:
+                atomic_write_bytes(folder / f"{stem}_overlay.png", encode_png(box_overlay(box_map, original)))
+                names.append(f"{maps_dir}/{stem}_overlay.png")
+            files[box_map.box_index] = names
+        return files
+
     def _entry(
-        self, batch: PredictionBatch, index: int, info: ImageInfo, predicted: list[int], files: list[str]
+        self, batch: PredictionBatch, index: int, info: ImageInfo, predicted: list[int], files: list[str],
+        box_files: dict[int, list[str]],
     ) -> dict[str, Any]:
         names = batch.model.label_names
         entry: dict[str, Any] = {
@@ -179,13 +203,20 @@ class ExplainSink:
             "error": None,
         }
         if batch.boxes is not None and batch.box_labels is not None and batch.box_scores is not None:
-            entry["detections"] = [
-                {"label": names[int(k)] if int(k) < len(names) else str(int(k)), "index": int(k),
-                 "score": round(float(score), 6), "box": [round(float(v), 2) for v in box]}
-                for box, k, score in zip(batch.boxes[index], batch.box_labels[index], batch.box_scores[index],
-                                         strict=True)
-                if score > self.config.predicted_maps_conf_thr
-            ]
+            box_maps = batch.box_saliency_map[index] if batch.box_saliency_map is not None else None
+            entry["detections"] = []
+            for k, (box, label, score) in enumerate(zip(batch.boxes[index], batch.box_labels[index],
+                                                        batch.box_scores[index], strict=True)):
+                if score <= self.config.predicted_maps_conf_thr:
+                    continue
+                detection = {"box_index": k, "label": names[int(label)] if int(label) < len(names) else str(int(label)),
+                             "index": int(label), "score": round(float(score), 6),
+                             "box": [round(float(v), 2) for v in box]}
+                if k in box_files:
+                    detection["files"] = box_files[k]
+                if box_maps is not None:
+                    detection["peak_in_box"] = peak_in_box(box_maps[k], box, info)
+                entry["detections"].append(detection)
         return entry
 
     def _add(self, entry: dict[str, Any]) -> None:

@@ -31,14 +31,20 @@ def clip_boxes(boxes: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], dim=-1)
 
 
-def pairwise_iou(boxes: Tensor) -> Tensor:
-    """IoU of every pair of boxes within each image: (B, k, 4) → (B, k, k)."""
-    area = (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
-    top_left = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
-    bottom_right = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
+def box_iou(first: Tensor, second: Tensor) -> Tensor:
+    """IoU of every box of ``first`` (B, n, 4) with every box of ``second`` (B, m, 4), per image: (B, n, m)."""
+    area_first = (first[..., 2] - first[..., 0]).clamp(min=0) * (first[..., 3] - first[..., 1]).clamp(min=0)
+    area_second = (second[..., 2] - second[..., 0]).clamp(min=0) * (second[..., 3] - second[..., 1]).clamp(min=0)
+    top_left = torch.maximum(first[:, :, None, :2], second[:, None, :, :2])
+    bottom_right = torch.minimum(first[:, :, None, 2:], second[:, None, :, 2:])
     wh = (bottom_right - top_left).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
-    return inter / (area[:, :, None] + area[:, None, :] - inter).clamp(min=1e-6)
+    return inter / (area_first[:, :, None] + area_second[:, None, :] - inter).clamp(min=1e-6)
+
+
+def pairwise_iou(boxes: Tensor) -> Tensor:
+    """IoU of every pair of boxes within each image: (B, k, 4) → (B, k, k)."""
+    return box_iou(boxes, boxes)
 
 
 def cluster_nms_keep(boxes: Tensor, labels: Tensor, valid: Tensor, iou_thresh: float, iterations: int) -> Tensor:
@@ -72,6 +78,22 @@ def select_detections(
         bboxes (B, N, 5) float ``x1, y1, x2, y2, score`` and labels (B, N) int64; padding rows are zeros
         with label -1.
     """
+    bboxes, labels, _ = select_detections_with_anchors(boxes, scores, score_thresh, iou_thresh, max_detections,
+                                                       pre_nms_top_k, nms_iterations)
+    return bboxes, labels
+
+
+def select_detections_with_anchors(
+    boxes: Tensor,
+    scores: Tensor,
+    score_thresh: float,
+    iou_thresh: float,
+    max_detections: int,
+    pre_nms_top_k: int = 300,
+    nms_iterations: int = 4,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``select_detections`` plus, per detection row, the anchor (index into M) whose candidate NMS kept:
+    (B, N) int64, 0 on padding rows (their label -1 says they are padding)."""
     num_classes = scores.shape[2]
     flat = scores.flatten(1)  # (B, M·K), index = anchor · K + class
     top_k = min(pre_nms_top_k, frozen_size(flat, 1)[0])
@@ -88,8 +110,10 @@ def select_detections(
     present = out_scores > 0
     out_boxes = out_boxes * present.unsqueeze(-1).to(out_boxes.dtype)
     out_labels = torch.where(present, out_labels, torch.full_like(out_labels, -1))
+    out_anchors = torch.where(present, torch.gather(anchor, 1, order), torch.zeros_like(out_labels))
     bboxes = torch.cat([out_boxes, out_scores.unsqueeze(-1)], dim=-1)
     if final < max_detections:
         bboxes = F.pad(bboxes, (0, 0, 0, max_detections - final))
         out_labels = F.pad(out_labels, (0, max_detections - final), value=-1)
-    return bboxes, out_labels.to(torch.int64)
+        out_anchors = F.pad(out_anchors, (0, max_detections - final))
+    return bboxes, out_labels.to(torch.int64), out_anchors.to(torch.int64)

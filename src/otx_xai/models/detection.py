@@ -3,8 +3,9 @@
 Outputs (named as in the IR): ``bboxes`` (B, N, 5) float ``x1, y1, x2, y2, score`` in input pixels and
 ``labels`` (B, N) int64, N = ``detections_per_img`` fixed, best first; rows past the detections are
 zeros with label -1. In explain mode also ``feature_vector`` (B, D: each pyramid level global-average
-pooled, concatenated), ``saliency_map`` uint8 (B, K, h, w) and ``feature_map`` (the middle pyramid level,
-whose grid h×w the maps have). Boxes and maps come from the same forward pass.
+pooled, concatenated), ``saliency_map`` uint8 (B, K, h, w), ``feature_map`` (the middle pyramid level,
+whose grid h×w the maps have) and ``box_saliency_map`` uint8 (B, N, h, w), one map per detection row
+(DetBoxProbabilityMap). Boxes and maps come from the same forward pass.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from otx_xai.explain.methods.base import normalize_map
+from otx_xai.explain.methods.det_box_map import DetBoxProbabilityMap
 from otx_xai.explain.methods.det_class_prob_map import DetClassProbabilityMap
 from otx_xai.models.base import batch_images
-from otx_xai.models.det_postprocess import frozen_size, select_detections
+from otx_xai.models.det_postprocess import frozen_size, select_detections_with_anchors
 from otx_xai.models.detectors import HeadResult, build_detector
 from otx_xai.models.object_model import ObjectModel
 
@@ -60,24 +63,34 @@ class SingleStageDetector(ObjectModel):
             num_classes=self.detector.num_classes, num_anchors=self.detector.num_anchors,
             background_last=self.detector.has_background,
         )
+        self.box_explainer = DetBoxProbabilityMap(self.detector.num_anchors, iou_thresh=nms_thresh)
 
     def _detections(self, images: Tensor, result: HeadResult) -> dict[str, Tensor]:
         boxes, scores = self.detector.boxes_and_scores(result, frozen_size(images, 2))
-        bboxes, labels = select_detections(boxes, scores, self.score_thresh, self.nms_thresh,
-                                           self.detections_per_img, self.pre_nms_top_k)
-        return {"bboxes": bboxes, "labels": labels}
+        bboxes, labels, anchors = select_detections_with_anchors(
+            boxes, scores, self.score_thresh, self.nms_thresh, self.detections_per_img, self.pre_nms_top_k)
+        return {"bboxes": bboxes, "labels": labels, "anchors": anchors, "decoded": boxes}
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        return self._detections(images, self.detector(images))
+        detections = self._detections(images, self.detector(images))
+        return {"bboxes": detections["bboxes"], "labels": detections["labels"]}
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
+        """Detections and, from the same pass, the class maps and one map per detection row
+        (``box_saliency_map`` (B, N, h, w), DetBoxProbabilityMap: zeros on padding rows)."""
         result = self.detector(images)
         middle = result.features[len(result.features) // 2]
+        detections = self._detections(images, result)
+        probability = self.explainer.saliency(*result.cls_levels)
         return {
-            **self._detections(images, result),
+            "bboxes": detections["bboxes"],
+            "labels": detections["labels"],
             "feature_vector": torch.cat([f.mean(dim=(2, 3)) for f in result.features], dim=1),
-            "saliency_map": self.explainer(*result.cls_levels),
+            "saliency_map": normalize_map(probability),
             "feature_map": middle,
+            "box_saliency_map": self.box_explainer(probability, result.cls_levels, detections["decoded"],
+                                                   detections["bboxes"], detections["labels"],
+                                                   detections["anchors"]),
         }
 
     def empty_predictions(self, images: Tensor) -> dict[str, Tensor]:

@@ -94,10 +94,38 @@ def entry_labels(entry: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(predicted_labels(entry) + ground_truth_labels(entry)))
 
 
+def _shown_and_plain(files: list[str]) -> tuple[str | None, str | None]:
+    """The file to show (the overlay when there is one, else the saliency map) and the plain map if different."""
+    overlay = next((f for f in files if f.endswith("_overlay.png")), None)
+    plain = next((f for f in files if f.endswith("_saliency_map.png")), None)
+    return overlay or plain, plain if overlay else None
+
+
+def box_detections(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entry's detections that have a per-box map (``files``), in index order."""
+    return [d for d in entry.get("detections") or [] if isinstance(d, dict) and d.get("files")]
+
+
+def box_targets(entry: dict[str, Any]) -> list[MapTarget]:
+    """One target per box with a map, named ``box <k>: <label> <score>``."""
+    targets = []
+    for detection in box_detections(entry):
+        shown, plain = _shown_and_plain([str(f) for f in detection["files"]])
+        if shown is not None:
+            score = _number(detection.get("score"))
+            name = f"box {detection.get('box_index', '')}: {detection.get('label', '')}"
+            targets.append(MapTarget(name + (f" {score:.3f}" if score is not None else ""), shown, plain))
+    return targets
+
+
 def map_targets(entry: dict[str, Any]) -> list[MapTarget]:
-    """The entry's maps per target: the overlay when there is one, else the saliency map."""
+    """The entry's class (or image) maps per target: the overlay when there is one, else the saliency map.
+    Per-box maps are ``box_targets``."""
     by_stem: dict[str, dict[str, str]] = {}
+    box_files = {str(f) for d in box_detections(entry) for f in d["files"]}
     for path in entry.get("files") or []:
+        if str(path) in box_files:
+            continue
         name = PurePosixPath(str(path)).name
         suffix = next((s for s in _MAP_SUFFIXES if name.endswith(s)), None)
         if suffix is not None:
@@ -127,12 +155,19 @@ def _cell(value: float | None) -> str:
     return "" if value is None else for_people(value)
 
 
+def _boxes_cell(entry: dict[str, Any]) -> str:
+    """``<k>:<label>:<score>`` of each box with a map, ``;``-separated."""
+    return ";".join(f"{d.get('box_index', '')}:{d.get('label', '')}:{_cell(_number(d.get('score')))}"
+                    for d in box_detections(entry))
+
+
 def csv_rows(index: dict[str, Any]) -> list[list[str]]:
-    """Header row and one row per image of an index document."""
+    """Header row and one row per image of an index document (a ``boxes`` column when there are box maps)."""
     images = index["images"]
     metrics = metric_names(images)
+    with_boxes = any(box_detections(entry) for entry in images)
     header = ["image_id", "source_path", "original_size", "predicted_labels", "predicted_scores",
-              "ground_truth", "error", *metrics, "files"]
+              "ground_truth", "error", *metrics, *(["boxes"] if with_boxes else []), "files"]
     rows = [header]
     for entry in images:
         size = entry.get("original_size") or []
@@ -141,7 +176,8 @@ def csv_rows(index: dict[str, Any]) -> list[list[str]]:
             _text(entry.get("image_id")), _text(entry.get("source_path")), "x".join(str(s) for s in size),
             _text(";".join(predicted_labels(entry))), ";".join(_cell(s) for s in predicted_scores(entry)),
             _text(";".join(ground_truth_labels(entry))), _text(entry.get("error")),
-            *(_cell(values.get(name)) for name in metrics), _text(";".join(entry.get("files") or [])),
+            *(_cell(values.get(name)) for name in metrics), *([_text(_boxes_cell(entry))] if with_boxes else []),
+            _text(";".join(entry.get("files") or [])),
         ])
     return rows
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from otx_xai.explain.dump import atomic_write_bytes
 from otx_xai.report.csv_index import (
     MapTarget,
+    box_targets,
     entry_labels,
     ground_truth_labels,
     higher_is_better,
@@ -180,6 +181,9 @@ def _card(entry: dict[str, Any], order: int, run_dir: Path) -> str:
         if truth:
             lines.append(f'<p class="gt">ground truth: {escape(", ".join(truth))}</p>')
         lines.append('<div class="maps">' + "".join(_figure(t, image_id) for t in map_targets(entry)) + "</div>")
+        boxes = box_targets(entry)
+        if boxes:
+            lines.append('<div class="maps boxes">' + "".join(_figure(t, image_id) for t in boxes) + "</div>")
     if metrics:
         shown = ", ".join(f"{escape(name)} {for_people(value)}" for name, value in metrics.items())
         lines.append(f'<p class="metrics">{shown}</p>')

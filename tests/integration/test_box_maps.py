@@ -1,0 +1,120 @@
+"""Per-box detection maps end to end: where they peak, how they are dumped, indexed and shown, torch vs IR.
+
+One fcos_light trained two epochs on 12 COCO shapes images at 128 px (score threshold lowered: a briefly
+trained detector scores low), shared by every test of this file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from otx_xai import Engine, ExplainConfig, TargetExplainGroup
+from otx_xai.data.shapes import make_coco_shapes
+from otx_xai.explain.box_maps import peak_in_box
+from otx_xai.explain.dump import SALIENCY_DIR
+from otx_xai.explain.sink import ImageExplanation
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "detection"
+LOW = ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS, predicted_maps_conf_thr=0.05)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    root = make_coco_shapes(tmp_path_factory.mktemp("coco") / "shapes", {"train": 12, "val": 4, "test": 6},
+                            image_size=112, seed=0)
+    engine = Engine(model=RECIPES / "fcos_light.yaml", data_root=root, work_dir=tmp_path_factory.mktemp("ws"))
+    engine.recipe.data.input_size = (128, 128)
+    engine.recipe.data.batch_size = 4
+    engine.recipe.model.init_args["score_thresh"] = 0.01
+    engine.train(max_epochs=2)
+    return engine
+
+
+def iou(first: np.ndarray, second: np.ndarray) -> float:
+    width = max(0.0, min(first[2], second[2]) - max(first[0], second[0]))
+    height = max(0.0, min(first[3], second[3]) - max(first[1], second[1]))
+    inter = width * height
+    area = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
+    return inter / max(area - inter, 1e-6)
+
+
+def own_and_other_rates(results: list[ImageExplanation]) -> tuple[float, float, int]:
+    """Over boxes that have a distinct other box (IoU < 0.3) in their image: the share whose map peaks inside
+    the box itself, and the share whose map peaks outside it but inside a distinct other box."""
+    own = other = count = 0
+    for result in results:
+        for box_map in result.box_maps:
+            others = [o.box for o in result.box_maps
+                      if o.box_index != box_map.box_index and iou(box_map.box, o.box) < 0.3]
+            if not others:
+                continue
+            count += 1
+            inside = peak_in_box(box_map.saliency_map, box_map.box, result.info)
+            own += inside
+            other += not inside and any(peak_in_box(box_map.saliency_map, box, result.info) for box in others)
+    return own / max(count, 1), other / max(count, 1), count
+
+
+def test_white_box_maps_peak_inside_their_own_box(engine: Engine) -> None:
+    """Margin: the own-box rate beats the other-box rate by at least 0.3 (measured on this fixture: 0.755 vs
+    0.207 over 600 boxes)."""
+    results = engine.explain(explain_config=LOW)
+    own, other, count = own_and_other_rates(results)
+    assert count >= 50
+    assert own >= other + 0.3, (own, other, count)
+
+
+def test_box_maps_dumped_indexed_shown_per_box(engine: Engine) -> None:
+    config = ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS, predicted_maps_conf_thr=0.2,
+                           postprocess=True)
+    results = engine.explain(explain_config=config, dump=True)
+    run_dir = engine.last_explain_dir
+    index = json.loads((run_dir / "explain_index.json").read_text())
+    by_id = {entry["image_id"]: entry for entry in index["images"]}
+    gallery = (run_dir / "gallery.html").read_text()
+    rows = {row["image_id"]: row for row in csv.DictReader((run_dir / "explain_index.csv").open())}
+    names = index["label_names"]
+    assert sum(len(r.box_maps) for r in results) >= 3
+    for result in results:
+        entry = by_id[result.info.image_id]
+        listed = entry["detections"]
+        assert [d["box_index"] for d in listed] == [b.box_index for b in result.box_maps]
+        for detection, box_map in zip(listed, result.box_maps, strict=True):
+            stem = f"{result.info.image_id}_box_{box_map.box_index}_{names[box_map.label]}"
+            expected = [f"{SALIENCY_DIR}/{stem}_saliency_map.png", f"{SALIENCY_DIR}/{stem}_overlay.png"]
+            assert detection["files"] == expected and set(expected) <= set(entry["files"])
+            assert all((run_dir / name).is_file() for name in expected)
+            assert detection["label"] == names[box_map.label] and detection["index"] == box_map.label
+            assert detection["score"] > 0.2 and len(detection["box"]) == 4
+            assert box_map.saliency_map.shape == (*result.info.original_size, 3)
+            assert f'src="{expected[1]}"' in gallery
+            assert f"box {box_map.box_index}: {names[box_map.label]}" in gallery
+        cell = rows[result.info.image_id]["boxes"]
+        assert cell.split(";") == ([f"{b.box_index}:{names[b.label]}:{round(b.score, 6)!r}" for b in result.box_maps]
+                                   if result.box_maps else [""])
+
+
+def test_white_box_maps_from_the_ir_match_the_checkpoint(engine: Engine) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        xml = engine.export(explain=True)
+    checkpoint = engine.checkpoint
+    from_checkpoint = engine.explain(explain_config=LOW)
+    from_ir = engine.explain(checkpoint=xml, explain_config=LOW)
+    engine.explain(checkpoint=checkpoint, explain_config=LOW)  # back to the checkpoint
+    compared = 0
+    for ir, ckpt in zip(from_ir, from_checkpoint, strict=True):
+        assert ir.info.image_id == ckpt.info.image_id
+        for ir_box, ckpt_box in zip(ir.box_maps, ckpt.box_maps, strict=False):
+            if ir_box.label != ckpt_box.label or np.abs(ir_box.box - ckpt_box.box).max() > 0.1:
+                break  # near-equal scores may swap the order past here
+            difference = np.abs(ir_box.saliency_map.astype(int) - ckpt_box.saliency_map.astype(int))
+            assert difference.mean() <= 1 and difference.max() <= 3
+            compared += 1
+    assert compared >= 50
