@@ -1,4 +1,4 @@
-"""The per-box DetClassProbabilityMap equals its rule written the slow way, on a real (random) fcos_light."""
+"""The per-box DetClassProbabilityMap equals its rule written the slow way; NMS says which candidate each box is."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from otx_xai.data.shapes import SHAPE_CLASSES
 from otx_xai.explain.methods.det_box_map import DetBoxProbabilityMap
 from otx_xai.explain.saliency import normalize_to_uint8
-from otx_xai.models.det_postprocess import frozen_size
+from otx_xai.models.det_postprocess import Detections, frozen_size
 from otx_xai.models.detection import SingleStageDetector
 
 
@@ -34,50 +34,70 @@ def bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return top * (1 - wy[:, None]) + bottom * wy[:, None]
 
 
-def reference(probability: np.ndarray, grids: list[tuple[int, int, int]], decoded: np.ndarray, boxes: np.ndarray,
-              labels: np.ndarray, anchors: np.ndarray, thresh: float) -> np.ndarray:
-    """One box at a time: IoU-weighted support over every anchor, maxed per location, resized, averaged."""
+def location_of(anchor: int, grids: list[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """(level, row, column) of an anchor in torchvision's flat order (levels, then H, W, A)."""
+    for level, (height, width, count) in enumerate(grids):
+        if anchor < height * width * count:
+            cell = anchor // count
+            return level, cell // width, cell % width
+        anchor -= height * width * count
+    raise IndexError(anchor)
+
+
+def reference(probability: np.ndarray, grids: list[tuple[int, int, int]], d: dict[str, np.ndarray],
+              thresh: float) -> np.ndarray:
+    """One box at a time, one candidate at a time."""
     height, width = probability.shape[1:]
-    out = np.zeros((len(boxes), height, width), dtype=np.uint8)
-    for n, (box, label, anchor) in enumerate(zip(boxes, labels, anchors, strict=True)):
+    out = np.zeros((len(d["labels"]), height, width), dtype=np.uint8)
+    for n, (box, label, kept) in enumerate(zip(d["bboxes"][:, :4], d["labels"], d["kept"], strict=True)):
         if label < 0:
             continue
-        weights = np.array([iou(box, other) for other in decoded])
-        weights = np.where(weights >= thresh, weights, 0.0)
-        weights[anchor] = max(weights[anchor], 1.0)
-        support, start = np.zeros((height, width)), 0
-        for grid_h, grid_w, count in grids:
-            level = weights[start:start + grid_h * grid_w * count].reshape(grid_h, grid_w, count).max(axis=-1)
-            support += bilinear(level, height, width)
-            start += grid_h * grid_w * count
-        out[n] = normalize_to_uint8(probability[label] * support / len(grids))
+        levels = [np.zeros(grid[:2]) for grid in grids]
+        for j, (other, other_label, anchor, valid) in enumerate(zip(
+                d["candidate_boxes"], d["candidate_labels"], d["candidate_anchors"], d["candidate_valid"],
+                strict=True)):
+            overlap = iou(box, other)
+            weight = overlap if valid and other_label == label and overlap >= thresh else 0.0
+            weight = 1.0 if j == kept else weight
+            level, row, column = location_of(int(anchor), grids)
+            levels[level][row, column] = max(levels[level][row, column], weight)
+        support = sum(bilinear(level, height, width) for level in levels) / len(grids)
+        out[n] = normalize_to_uint8(probability[label] * support)
     return out
 
 
 def test_rule_on_overlapping_candidates_two_anchors_per_location() -> None:
-    """Jittered copies of three boxes give IoUs across the whole range; two anchors per location."""
+    """Jittered copies of three boxes give IoUs across the whole range; two anchors per location, some
+    sharing a location with the kept candidate (the maximum, not the sum, of their weights counts)."""
     rng = np.random.default_rng(0)
     grids = [(8, 8, 2), (4, 4, 2), (2, 2, 2)]
-    total = sum(h * w * a for h, w, a in grids)
+    total, top_k = sum(h * w * a for h, w, a in grids), 60
     base = np.array([[10, 10, 40, 50], [30, 5, 60, 30], [5, 40, 25, 60]], dtype=np.float32)
-    decoded = base[rng.integers(0, 3, total)] + rng.normal(0, 6, (total, 4)).astype(np.float32)
-    decoded[:, 2:] = np.maximum(decoded[:, 2:], decoded[:, :2] + 1)
-    anchors = np.array([5, 77, 140, 0])
+    boxes = base[rng.integers(0, 3, top_k)] + rng.normal(0, 6, (top_k, 4)).astype(np.float32)
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+    kept = np.array([5, 17, 40, 0])
     labels = np.array([0, 2, 1, -1])
-    boxes = decoded[anchors] * (labels >= 0)[:, None]
+    d = {"candidate_boxes": boxes, "candidate_labels": rng.integers(0, 3, top_k),
+         "candidate_anchors": rng.choice(total, top_k, replace=False), "candidate_valid": rng.random(top_k) < 0.8,
+         "kept": kept, "labels": labels,
+         "bboxes": np.concatenate([boxes[kept] * (labels >= 0)[:, None], np.ones((4, 1), np.float32)], axis=1)}
+    d["candidate_labels"][kept[:3]] = labels[:3]
+    for twin, of in zip([6, 18, 41], kept[:3], strict=True):  # the other anchor of the same location, same label
+        d["candidate_anchors"][twin] = d["candidate_anchors"][of] ^ 1
+        d["candidate_labels"][twin], d["candidate_valid"][twin] = d["candidate_labels"][of], True
+        boxes[twin] = boxes[of] + 1.0
     probability = rng.random((3, 4, 4)).astype(np.float32)
     levels = [torch.zeros(1, a * 3, h, w) for h, w, a in grids]
-    method = DetBoxProbabilityMap(num_anchors=2, iou_thresh=0.5)
-    bboxes = torch.from_numpy(np.concatenate([boxes, np.ones((4, 1), np.float32)], axis=1))[None]
-    maps = method(torch.from_numpy(probability)[None], levels, torch.from_numpy(decoded)[None], bboxes,
-                  torch.from_numpy(labels)[None], torch.from_numpy(anchors)[None])[0].numpy()
-    expected = reference(probability, grids, decoded, boxes, labels, anchors, 0.5)
+    detections = Detections(**{name: torch.from_numpy(np.asarray(d[name]))[None] for name in Detections._fields})
+    maps = DetBoxProbabilityMap(num_anchors=2, iou_thresh=0.5)(
+        torch.from_numpy(probability)[None], levels, detections)[0].numpy()
+    expected = reference(probability, grids, d, 0.5)
     assert maps.dtype == np.uint8 and maps.shape == (4, 4, 4)
     assert np.abs(maps.astype(int) - expected.astype(int)).max() <= 1
     assert not maps[3].any() and (maps[:3].reshape(3, -1).max(axis=1) == 255).all()
 
 
-def test_box_maps_equal_the_reference_and_kept_anchors_are_the_boxes() -> None:
+def test_model_box_maps_equal_the_reference_and_kept_candidates_are_the_boxes() -> None:
     torch.manual_seed(0)
     model = SingleStageDetector(list(SHAPE_CLASSES), score_thresh=0.0, detections_per_img=12).eval()
     images = torch.randn(2, 3, 96, 96)
@@ -89,20 +109,15 @@ def test_box_maps_equal_the_reference_and_kept_anchors_are_the_boxes() -> None:
         probability = model.explainer.saliency(*result.cls_levels).numpy()
     maps = out["box_saliency_map"].numpy()
     assert maps.shape == (2, 12, 6, 6) and maps.dtype == np.uint8
-    anchors = detections["anchors"].numpy()
-    bboxes, labels = out["bboxes"].numpy(), out["labels"].numpy()
     grids = [(*frozen_size(level, 2), 1) for level in result.cls_levels]  # FCOS: one point per location
     for image in range(2):
-        present = labels[image] >= 0
-        assert present.all()  # score 0 passes: every row is a detection
-        # the anchor of each kept row decodes to that box and scores it with that label
-        np.testing.assert_allclose(decoded[image, anchors[image]].numpy(), bboxes[image, :, :4], atol=1e-5)
-        np.testing.assert_allclose(scores[image, anchors[image], labels[image]].numpy(), bboxes[image, :, 4],
-                                   atol=1e-6)
-        expected = reference(probability[image], grids, decoded[image].numpy(), bboxes[image, :, :4],
-                             labels[image], anchors[image], model.nms_thresh)
+        d = {name: getattr(detections, name)[image].numpy() for name in Detections._fields}
+        assert (d["labels"] >= 0).all()  # score 0 passes: every row is a detection
+        anchors = d["candidate_anchors"][d["kept"]]
+        np.testing.assert_allclose(decoded[image, anchors].numpy(), d["bboxes"][:, :4], atol=1e-5)
+        np.testing.assert_allclose(scores[image, anchors, d["labels"]].numpy(), d["bboxes"][:, 4], atol=1e-6)
+        expected = reference(probability[image], grids, d, model.nms_thresh)
         assert np.abs(maps[image].astype(int) - expected.astype(int)).max() <= 1
-        assert (maps[image].reshape(12, -1).max(axis=1) == 255).all()
 
 
 def test_padding_rows_get_zero_maps() -> None:

@@ -10,6 +10,7 @@ on the rare chain longer than that the result is Fast-NMS-like (it may suppress 
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,14 +33,18 @@ def clip_boxes(boxes: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def box_iou(first: Tensor, second: Tensor) -> Tensor:
-    """IoU of every box of ``first`` (B, n, 4) with every box of ``second`` (B, m, 4), per image: (B, n, m)."""
-    area_first = (first[..., 2] - first[..., 0]).clamp(min=0) * (first[..., 3] - first[..., 1]).clamp(min=0)
-    area_second = (second[..., 2] - second[..., 0]).clamp(min=0) * (second[..., 3] - second[..., 1]).clamp(min=0)
-    top_left = torch.maximum(first[:, :, None, :2], second[:, None, :, :2])
-    bottom_right = torch.minimum(first[:, :, None, 2:], second[:, None, :, 2:])
-    wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    return inter / (area_first[:, :, None] + area_second[:, None, :] - inter).clamp(min=1e-6)
+    """IoU of every box of ``first`` (B, n, 4) with every box of ``second`` (B, m, 4), per image: (B, n, m).
+
+    Computed one coordinate at a time (each a contiguous (B, n, m) operation, not a broadcast over corners).
+    """
+    a = [first[..., i].unsqueeze(2) for i in range(4)]  # (B, n, 1)
+    b = [second[..., i].unsqueeze(1) for i in range(4)]  # (B, 1, m)
+    width = (torch.minimum(a[2], b[2]) - torch.maximum(a[0], b[0])).clamp(min=0)
+    height = (torch.minimum(a[3], b[3]) - torch.maximum(a[1], b[1])).clamp(min=0)
+    inter = width * height
+    area_first = (a[2] - a[0]).clamp(min=0) * (a[3] - a[1]).clamp(min=0)
+    area_second = (b[2] - b[0]).clamp(min=0) * (b[3] - b[1]).clamp(min=0)
+    return inter / (area_first + area_second - inter).clamp(min=1e-6)
 
 
 def pairwise_iou(boxes: Tensor) -> Tensor:
@@ -57,6 +62,24 @@ def cluster_nms_keep(boxes: Tensor, labels: Tensor, valid: Tensor, iou_thresh: f
         suppressed = (overlap & keep[:, :, None]).any(dim=1)
         keep = valid & ~suppressed
     return keep
+
+
+class Detections(NamedTuple):
+    """What NMS selected, and from what.
+
+    bboxes (B, N, 5) ``x1, y1, x2, y2, score`` and labels (B, N), padding rows zeros with label -1;
+    kept (B, N): each row's index among the candidates (0 on padding rows). The candidates are the
+    ``pre_nms_top_k`` best (anchor, class) pairs per image that entered NMS: their boxes (B, k, 4),
+    labels (B, k), anchors (B, k, indices into M) and whether they scored above the threshold (B, k).
+    """
+
+    bboxes: Tensor
+    labels: Tensor
+    kept: Tensor
+    candidate_boxes: Tensor
+    candidate_labels: Tensor
+    candidate_anchors: Tensor
+    candidate_valid: Tensor
 
 
 def select_detections(
@@ -78,12 +101,11 @@ def select_detections(
         bboxes (B, N, 5) float ``x1, y1, x2, y2, score`` and labels (B, N) int64; padding rows are zeros
         with label -1.
     """
-    bboxes, labels, _ = select_detections_with_anchors(boxes, scores, score_thresh, iou_thresh, max_detections,
-                                                       pre_nms_top_k, nms_iterations)
-    return bboxes, labels
+    detections = detect(boxes, scores, score_thresh, iou_thresh, max_detections, pre_nms_top_k, nms_iterations)
+    return detections.bboxes, detections.labels
 
 
-def select_detections_with_anchors(
+def detect(
     boxes: Tensor,
     scores: Tensor,
     score_thresh: float,
@@ -91,9 +113,8 @@ def select_detections_with_anchors(
     max_detections: int,
     pre_nms_top_k: int = 300,
     nms_iterations: int = 4,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """``select_detections`` plus, per detection row, the anchor (index into M) whose candidate NMS kept:
-    (B, N) int64, 0 on padding rows (their label -1 says they are padding)."""
+) -> Detections:
+    """``select_detections`` with the candidates NMS chose from and which candidate each row is."""
     num_classes = scores.shape[2]
     flat = scores.flatten(1)  # (B, M·K), index = anchor · K + class
     top_k = min(pre_nms_top_k, frozen_size(flat, 1)[0])
@@ -101,7 +122,8 @@ def select_detections_with_anchors(
     labels = top_index % num_classes
     anchor = torch.div(top_index, num_classes, rounding_mode="floor")
     top_boxes = torch.gather(boxes, 1, anchor.unsqueeze(-1).expand(-1, -1, 4))
-    keep = cluster_nms_keep(top_boxes, labels, top_scores > score_thresh, iou_thresh, nms_iterations)
+    valid = top_scores > score_thresh
+    keep = cluster_nms_keep(top_boxes, labels, valid, iou_thresh, nms_iterations)
     kept_scores = torch.where(keep, top_scores, torch.zeros_like(top_scores))
     final = min(max_detections, top_k)
     out_scores, order = kept_scores.topk(final, dim=1)
@@ -110,10 +132,11 @@ def select_detections_with_anchors(
     present = out_scores > 0
     out_boxes = out_boxes * present.unsqueeze(-1).to(out_boxes.dtype)
     out_labels = torch.where(present, out_labels, torch.full_like(out_labels, -1))
-    out_anchors = torch.where(present, torch.gather(anchor, 1, order), torch.zeros_like(out_labels))
+    kept = torch.where(present, order, torch.zeros_like(order))
     bboxes = torch.cat([out_boxes, out_scores.unsqueeze(-1)], dim=-1)
     if final < max_detections:
         bboxes = F.pad(bboxes, (0, 0, 0, max_detections - final))
         out_labels = F.pad(out_labels, (0, max_detections - final), value=-1)
-        out_anchors = F.pad(out_anchors, (0, max_detections - final))
-    return bboxes, out_labels.to(torch.int64), out_anchors.to(torch.int64)
+        kept = F.pad(kept, (0, max_detections - final))
+    return Detections(bboxes, out_labels.to(torch.int64), kept.to(torch.int64), top_boxes, labels.to(torch.int64),
+                      anchor.to(torch.int64), valid)

@@ -19,7 +19,7 @@ from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.det_box_map import DetBoxProbabilityMap
 from otx_xai.explain.methods.det_class_prob_map import DetClassProbabilityMap
 from otx_xai.models.base import batch_images
-from otx_xai.models.det_postprocess import frozen_size, select_detections_with_anchors
+from otx_xai.models.det_postprocess import Detections, detect, frozen_size
 from otx_xai.models.detectors import HeadResult, build_detector
 from otx_xai.models.object_model import ObjectModel
 
@@ -65,15 +65,13 @@ class SingleStageDetector(ObjectModel):
         )
         self.box_explainer = DetBoxProbabilityMap(self.detector.num_anchors, iou_thresh=nms_thresh)
 
-    def _detections(self, images: Tensor, result: HeadResult) -> dict[str, Tensor]:
+    def _detections(self, images: Tensor, result: HeadResult) -> Detections:
         boxes, scores = self.detector.boxes_and_scores(result, frozen_size(images, 2))
-        bboxes, labels, anchors = select_detections_with_anchors(
-            boxes, scores, self.score_thresh, self.nms_thresh, self.detections_per_img, self.pre_nms_top_k)
-        return {"bboxes": bboxes, "labels": labels, "anchors": anchors, "decoded": boxes}
+        return detect(boxes, scores, self.score_thresh, self.nms_thresh, self.detections_per_img, self.pre_nms_top_k)
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         detections = self._detections(images, self.detector(images))
-        return {"bboxes": detections["bboxes"], "labels": detections["labels"]}
+        return {"bboxes": detections.bboxes, "labels": detections.labels}
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
         """Detections and, from the same pass, the class maps and one map per detection row
@@ -83,14 +81,12 @@ class SingleStageDetector(ObjectModel):
         detections = self._detections(images, result)
         probability = self.explainer.saliency(*result.cls_levels)
         return {
-            "bboxes": detections["bboxes"],
-            "labels": detections["labels"],
+            "bboxes": detections.bboxes,
+            "labels": detections.labels,
             "feature_vector": torch.cat([f.mean(dim=(2, 3)) for f in result.features], dim=1),
             "saliency_map": normalize_map(probability),
             "feature_map": middle,
-            "box_saliency_map": self.box_explainer(probability, result.cls_levels, detections["decoded"],
-                                                   detections["bboxes"], detections["labels"],
-                                                   detections["anchors"]),
+            "box_saliency_map": self.box_explainer(probability, result.cls_levels, detections),
         }
 
     def empty_predictions(self, images: Tensor) -> dict[str, Tensor]:
@@ -107,7 +103,7 @@ class SingleStageDetector(ObjectModel):
         images = batch_images(batch)
         result = self.detector(images)
         losses = self.detector.loss(result, batch["targets"])
-        top = self._detections(images, result)["labels"][:, 0].tolist()
+        top = self._detections(images, result).labels[:, 0].tolist()
         hits = [float(label >= 0 and label in info.gt_labels)
                 for label, info in zip(top, batch["infos"], strict=True)]
         size = len(hits)

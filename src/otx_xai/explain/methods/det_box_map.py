@@ -1,13 +1,15 @@
 """Per-box DetClassProbabilityMap: for each detected box, the class probability of its label over the
-anchors (points) that produced it.
+anchor positions that produced it.
 
-A box's support is every anchor of every pyramid level whose decoded box overlaps the detected box with
-IoU ≥ ``iou_thresh`` (weighted by that IoU), plus the anchor of the candidate NMS kept (weight 1). With
-``iou_thresh`` = the detector's NMS threshold this holds every same-class candidate NMS merged into the box.
-Per level the support is maxed over the anchors of a location and bilinearly resized to the middle
-level's grid, then averaged over levels (as DetClassProbabilityMap treats the logits); the box's map is
-DetClassProbabilityMap's float probability of the box's label times that support, min-max normalized
-to uint8 per box. Padding rows (label −1) get all-zero maps. Fixed shapes throughout: it traces into the IR.
+A box's support is the set of NMS candidates (the ``pre_nms_top_k`` best anchor-class pairs that scored
+above the threshold) of the box's own label whose box overlaps the detected one with IoU ≥ ``iou_thresh``
+— with the detector's NMS threshold, exactly the candidates NMS could merge into it — each weighted by
+that IoU, plus the candidate NMS kept (weight 1). Each candidate's weight goes to its anchor's location
+(the maximum over the anchors of a location), per pyramid level; the per-level grids are bilinearly
+resized to the middle level's grid and averaged over levels (as DetClassProbabilityMap treats the logits).
+The box's map is DetClassProbabilityMap's float probability of the box's label times that support,
+min-max normalized to uint8 per box. Padding rows (label −1) get all-zero maps. Fixed shapes throughout:
+it traces into the IR.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.models.det_postprocess import box_iou, frozen_size
+from otx_xai.models.det_postprocess import Detections, box_iou, frozen_size
 
 
 class DetBoxProbabilityMap(nn.Module):
@@ -25,7 +27,7 @@ class DetBoxProbabilityMap(nn.Module):
 
     Args:
         num_anchors: A per level (one int for every level, or one per level), as DetClassProbabilityMap.
-        iou_thresh: the IoU with the detected box an anchor's decoded box needs to count.
+        iou_thresh: the IoU with the detected box a candidate's box needs to count.
     """
 
     name = "DetBoxProbabilityMap"
@@ -38,36 +40,40 @@ class DetBoxProbabilityMap(nn.Module):
     def _anchors(self, level: int) -> int:
         return self.num_anchors if isinstance(self.num_anchors, int) else self.num_anchors[level]
 
-    def support(self, cls_levels: list[Tensor], decoded: Tensor, boxes: Tensor, anchors: Tensor) -> Tensor:
-        """Float support (B, N, h, w) on the middle level's grid.
+    def _locations(self, grids: list[tuple[int, int]], device: torch.device) -> Tensor:
+        """(M,) the location (over every level's H·W cells, fine to coarse) of each anchor, torchvision order."""
+        parts, offset = [], 0
+        for index, (height, width) in enumerate(grids):
+            cells = torch.arange(height * width, device=device) + offset
+            parts.append(cells.repeat_interleave(self._anchors(index)))
+            offset += height * width
+        return torch.cat(parts)
 
-        Args:
-            cls_levels: per level (B, A·C, H_l, W_l), only their grid sizes are read.
-            decoded: (B, M, 4) every anchor's decoded box, torchvision's flat order (levels, then H, W, A).
-            boxes: (B, N, 4) the detected boxes; anchors: (B, N) the anchor each was kept from.
-        """
-        iou = box_iou(boxes, decoded)  # (B, N, M)
-        total = frozen_size(decoded, 1)[0]
-        own = (torch.arange(total, device=decoded.device) == anchors.unsqueeze(-1)).to(iou.dtype)
-        weight = torch.maximum(iou * (iou >= self.iou_thresh).to(iou.dtype), own)
-        size = frozen_size(cls_levels[len(cls_levels) // 2], 2)
+    def support(self, cls_levels: list[Tensor], detections: Detections) -> Tensor:
+        """Float support (B, N, h, w) on the middle level's grid (``cls_levels``: only their grids are read)."""
+        boxes, labels = detections.bboxes[..., :4], detections.labels
+        iou = box_iou(boxes, detections.candidate_boxes)  # (B, N, k)
+        counts = (labels.unsqueeze(-1) == detections.candidate_labels.unsqueeze(1)) & (iou >= self.iou_thresh)
+        weight = iou * (counts & detections.candidate_valid.unsqueeze(1)).to(iou.dtype)
+        top_k = frozen_size(detections.candidate_labels, 1)[0]
+        own = torch.arange(top_k, device=iou.device) == detections.kept.unsqueeze(-1)
+        weight = torch.maximum(weight, own.to(iou.dtype)) * (labels >= 0).unsqueeze(-1).to(iou.dtype)
+        grids = [frozen_size(level, 2) for level in cls_levels]
+        location = self._locations(grids, iou.device)[detections.candidate_anchors]  # (B, k)
+        cells = sum(height * width for height, width in grids)
+        grid = weight.new_zeros(*weight.shape[:2], cells).scatter_reduce(
+            2, location.unsqueeze(1).expand_as(weight), weight, reduce="amax")
+        size = grids[len(grids) // 2]
         per_level, start = [], 0
-        for index, level in enumerate(cls_levels):
-            height, width = frozen_size(level, 2)
-            count = height * width * self._anchors(index)
-            grid = weight[:, :, start:start + count].unflatten(2, (height, width, self._anchors(index)))
-            start += count
-            level_map = grid.max(dim=-1).values  # (B, N, H_l, W_l)
+        for height, width in grids:
+            level_map = grid[:, :, start:start + height * width].unflatten(2, (height, width))
+            start += height * width
             per_level.append(F.interpolate(level_map, size=size, mode="bilinear", align_corners=False))
         return torch.stack(per_level).mean(dim=0)
 
-    def forward(
-        self, class_probability: Tensor, cls_levels: list[Tensor], decoded: Tensor, bboxes: Tensor,
-        labels: Tensor, anchors: Tensor,
-    ) -> Tensor:
-        """uint8 (B, N, h, w): row n is the map of detection row n (``bboxes`` (B, N, 5), ``labels`` (B, N))."""
-        present = (labels >= 0).to(class_probability.dtype)
-        support = self.support(cls_levels, decoded, bboxes[..., :4], anchors) * present[..., None, None]
+    def forward(self, class_probability: Tensor, cls_levels: list[Tensor], detections: Detections) -> Tensor:
+        """uint8 (B, N, h, w): row n is the map of detection row n."""
+        support = self.support(cls_levels, detections)
         height, width = frozen_size(class_probability, 2)
-        index = labels.clamp(min=0)[..., None, None].expand(-1, -1, height, width)
+        index = detections.labels.clamp(min=0)[..., None, None].expand(-1, -1, height, width)
         return normalize_map(torch.gather(class_probability, 1, index) * support)
