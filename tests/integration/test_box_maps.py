@@ -19,6 +19,7 @@ from otx_xai.data.shapes import make_coco_shapes
 from otx_xai.explain.box_maps import peak_in_box
 from otx_xai.explain.dump import SALIENCY_DIR
 from otx_xai.explain.sink import ImageExplanation
+from otx_xai.report.numbers import for_people
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "detection"
 LOW = ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS, predicted_maps_conf_thr=0.05)
@@ -96,8 +97,8 @@ def test_box_maps_dumped_indexed_shown_per_box(engine: Engine) -> None:
             assert f'src="{expected[1]}"' in gallery
             assert f"box {box_map.box_index}: {names[box_map.label]}" in gallery
         cell = rows[result.info.image_id]["boxes"]
-        assert cell.split(";") == ([f"{b.box_index}:{names[b.label]}:{round(b.score, 6)!r}" for b in result.box_maps]
-                                   if result.box_maps else [""])
+        expected_cell = [f"{b.box_index}:{names[b.label]}:{for_people(round(b.score, 6))}" for b in result.box_maps]
+        assert cell.split(";") == (expected_cell or [""])
 
 
 def test_white_box_maps_from_the_ir_match_the_checkpoint(engine: Engine) -> None:

@@ -217,5 +217,5 @@ def test_box_maps_are_their_own_targets_and_csv_column() -> None:
     assert [t.name for t in map_targets(entry)] == ["circle"]
     assert box_targets(entry) == [MapTarget("box 0: circle 0.500", box_files[1], box_files[0])]
     header, row = csv_rows({"images": [entry]})
-    assert row[header.index("boxes")] == "0:circle:0.5"
+    assert row[header.index("boxes")] == "0:circle:0.500"
     assert "boxes" not in csv_rows({"images": [{"image_id": "b", "files": []}]})[0]

@@ -114,7 +114,7 @@ def box_targets(entry: dict[str, Any]) -> list[MapTarget]:
         if shown is not None:
             score = _number(detection.get("score"))
             name = f"box {detection.get('box_index', '')}: {detection.get('label', '')}"
-            targets.append(MapTarget(name + (f" {score:.3f}" if score is not None else ""), shown, plain))
+            targets.append(MapTarget(name + (f" {for_people(score)}" if score is not None else ""), shown, plain))
     return targets
 
 
