@@ -1,67 +1,149 @@
-"""Black-box detection explanation: per-box maps from a box-map function, returned as the outputs a
-white-box detector gives (``saliency_map``, ``box_saliency_map``), so the rest of the pipeline (entity,
-sink, dump, index, gallery) is the same.
+"""D-RISE and AISE for detectors: per-box maps from the model's boxes alone, any detector, any backend.
 
-A box-map function takes one model input (3, H, W) and the boxes to explain (T, 4 in input pixels, labels
-(T,)) and returns float maps (T, H, W), larger = more salient (D-RISE, AISE). The boxes explained are the
-image's detections scoring above a threshold (the ones the index lists and the dump writes); every other
-row, padding included, gets an all-zero map. The class map of label c is the score-weighted sum of its
-boxes' maps, normalized (all zero for a label with no explained box).
+Both explain the image's detections scoring above ``predicted_maps_conf_thr`` (the boxes the index lists
+and the dump writes; ``targets`` may name other rows), scoring each perturbed image by
+``detection_score.box_similarity``, and return the outputs a white-box detector gives:
+
+- ``box_saliency_map`` uint8 (B, N, h, w): row n is detection row n's map (all zero for rows not
+  explained, padding included);
+- ``saliency_map`` uint8 (B, K, h, w): label c's map is the score-weighted sum of its explained boxes'
+  maps, normalized (all zero for a label with no explained box).
+
+**D-RISE** (Petsiuk et al. 2021): RISE's masks (``masks.py``, the same settings and seed as RISE) and
+RISE's estimate (``rise.py``: Σ_i w_i·M_i / Σ_i M_i) with w_i the box scores of the masked image — one
+pass of the masks explains every box of an image at once.
+**AISE** (the guide's AISEDetection): the AISE core (``aise.py``) per box, its kernel centres searched
+within the box grown by half its size on each side, its kernel widths fractions of the box's smaller
+side (preset: 1/7, 1/4, 1 for speed and balance; 1/8 … 1 in five steps for quality, openvino_xai's
+divisors); evaluations per width 20 / 50 / 50 by preset, each two inferences (the core scores the
+kernel kept minus deleted; openvino_xai's detection variant scores the kept image only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from otx_xai.explain.black_box.detection_score import (
-    RunBatches,
-    box_similarity,
-    image_detections,
-    perturbed_batches,
-)
-from otx_xai.explain.saliency import normalize_to_uint8
+from otx_xai.explain.black_box.aise import aise_saliency
+from otx_xai.explain.black_box.classification import CALLS_IN_FLIGHT, to_uint8_maps
+from otx_xai.explain.black_box.detection_score import box_score_fn
+from otx_xai.explain.black_box.masks import RiseMasks, rise_masks
+from otx_xai.explain.black_box.presets import BlackBoxConfig, Preset
+from otx_xai.explain.black_box.registry import register
+from otx_xai.explain.black_box.rise import rise_saliency
+from otx_xai.explain.black_box.runners import ModelRunner
+from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.entity import ModelInfo
 
-BoxMapFunction = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-
-
-def drise_weights(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, masks: np.ndarray,
-                  run_batches: RunBatches, fill: np.ndarray, batch_size: int) -> np.ndarray:
-    """(n, T): the similarity of each masked image's detections to each target box (``box_similarity``)."""
-    weights = []
-    for outputs in run_batches(perturbed_batches(image, masks, fill, batch_size)):
-        weights += [box_similarity(boxes, labels, found) for found in image_detections(outputs)]
-    return np.stack(weights) if weights else np.zeros((0, len(boxes)))
+AISE_BOX_ITERATIONS = {Preset.SPEED: 20, Preset.BALANCE: 50, Preset.QUALITY: 50}
+AISE_BOX_WIDTHS = {Preset.SPEED: tuple(1 / np.linspace(7, 1, 3)), Preset.BALANCE: tuple(1 / np.linspace(7, 1, 3)),
+                   Preset.QUALITY: tuple(1 / np.linspace(8, 1, 5))}
+BOX_PADDING = 0.5  # AISE searches the box grown by this share of its size on each side
 
 
-def drise_maps(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, masks: np.ndarray,
-               run_batches: RunBatches, fill: np.ndarray, batch_size: int) -> np.ndarray:
-    """D-RISE (Petsiuk et al. 2021): the map of box t is Σ_n w[n, t] · mask_n / n_masks, w = ``drise_weights``:
-    one pass of the masks explains every box of the image at once. (T, H, W) float."""
-    weights = drise_weights(image, boxes, labels, masks, run_batches, fill, batch_size)
-    return np.tensordot(weights, masks.astype(np.float64), axes=(0, 0)) / max(len(masks), 1)
+def explained_rows(bboxes: np.ndarray, labels: np.ndarray, num_classes: int, threshold: float) -> np.ndarray:
+    """Detection rows of one image (N, 5) / (N,) worth a map: a real label and a score above ``threshold``."""
+    return np.flatnonzero((labels >= 0) & (labels < num_classes) & (bboxes[:, 4] > threshold))
 
 
-def explain_detections(images: np.ndarray, outputs: dict[str, np.ndarray], num_classes: int,
-                       box_maps: BoxMapFunction, threshold: float) -> dict[str, np.ndarray]:
-    """``outputs`` (``bboxes`` (B, N, 5), ``labels`` (B, N) of ``images`` (B, 3, H, W)) plus uint8
-    ``saliency_map`` (B, K, H, W) and ``box_saliency_map`` (B, N, H, W) from ``box_maps``."""
-    bboxes, labels = np.asarray(outputs["bboxes"], dtype=np.float32), np.asarray(outputs["labels"])
-    batch, rows = labels.shape
-    height, width = images.shape[-2:]
-    per_box = np.zeros((batch, rows, height, width), dtype=np.uint8)
-    per_class = np.zeros((batch, num_classes, height, width), dtype=np.uint8)
-    for image in range(batch):
-        chosen = np.flatnonzero((labels[image] >= 0) & (labels[image] < num_classes)
-                                & (bboxes[image, :, 4] > threshold))
-        if not len(chosen):
-            continue
-        maps = box_maps(images[image], bboxes[image, chosen, :4], labels[image, chosen])
-        totals = np.zeros((num_classes, height, width))
-        for row, saliency in zip(chosen, maps, strict=True):
-            per_box[image, row] = normalize_to_uint8(saliency)
-            totals[labels[image, row]] += bboxes[image, row, 4] * saliency
-        for label in np.unique(labels[image, chosen]):
-            per_class[image, label] = normalize_to_uint8(totals[label])
-    return {**outputs, "saliency_map": per_class, "box_saliency_map": per_box}
+def with_box_maps(outputs: dict[str, np.ndarray], box_maps: list[tuple[np.ndarray, np.ndarray]],
+                  num_classes: int, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """``outputs`` plus uint8 ``box_saliency_map`` and ``saliency_map`` from float maps per image:
+    ``box_maps[b] = (rows (t,), maps (t, h, w))``."""
+    bboxes, labels = np.asarray(outputs["bboxes"]), np.asarray(outputs["labels"])
+    per_box = np.zeros((*labels.shape, *size), dtype=np.float64)
+    per_class = np.zeros((len(labels), num_classes, *size), dtype=np.float64)
+    for image, (rows, maps) in enumerate(box_maps):
+        for row, saliency in zip(rows, maps, strict=True):
+            per_box[image, row] = saliency
+            per_class[image, labels[image, row]] += bboxes[image, row, 4] * saliency
+    return {**outputs, "box_saliency_map": to_uint8_maps(per_box), "saliency_map": to_uint8_maps(per_class)}
+
+
+class _DetectionMethod:
+    """Shared by D-RISE and AISE: which rows each image explains, and the outputs they return."""
+
+    name = "base"
+
+    def __init__(self, config: BlackBoxConfig) -> None:
+        self.config = config
+
+    def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
+        """Float maps (t, h, w) of some boxes (t, 4 in input pixels) of one preprocessed image."""
+        raise NotImplementedError
+
+    def explain(self, images: np.ndarray, run: ModelRunner, model: ModelInfo, config: ExplainConfig,
+                targets: list[list[int]] | None = None) -> dict[str, np.ndarray]:
+        outputs = run(images)
+        bboxes, labels = np.asarray(outputs["bboxes"], dtype=np.float32), np.asarray(outputs["labels"])
+        classes = len(model.label_names)
+        maps = []
+        for index, image in enumerate(images):
+            rows = (np.asarray(targets[index], dtype=np.int64) if targets is not None
+                    else explained_rows(bboxes[index], labels[index], classes, config.predicted_maps_conf_thr))
+            maps.append((rows, self.box_maps(image, bboxes[index, rows, :4], labels[index, rows], run)
+                         if len(rows) else np.zeros((0, *image.shape[-2:]))))
+        return with_box_maps(outputs, maps, classes, (int(images.shape[-2]), int(images.shape[-1])))
+
+
+class DetectionDRISE(_DetectionMethod):
+    """D-RISE over a detector; the masks are made once per input size (and seed)."""
+
+    name = "DRISE"
+
+    def __init__(self, config: BlackBoxConfig) -> None:
+        super().__init__(config)
+        self._masks: RiseMasks | None = None
+
+    def masks(self, size: tuple[int, int]) -> RiseMasks:
+        c = self.config
+        if self._masks is None or self._masks.input_size != size:
+            self._masks = rise_masks(c.masks, size, c.num_cells, c.prob, c.seed)
+        return self._masks
+
+    def settings(self) -> dict[str, Any]:
+        c = self.config
+        return {"method": self.name, "preset": c.preset.value, "num_masks": c.masks, "num_cells": c.num_cells,
+                "prob": c.prob, "seed": c.seed, "batch_size": c.batch_size, "inferences_per_image": c.masks + 1}
+
+    def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
+        masks = self.masks((int(image.shape[-2]), int(image.shape[-1])))
+        return rise_saliency(image, box_score_fn(run, boxes, labels), masks, self.config.batch_size * CALLS_IN_FLIGHT)
+
+
+class DetectionAISE(_DetectionMethod):
+    """AISE over a detector, one search per box (and kernel width), all boxes of an image in lockstep."""
+
+    name = "AISE"
+
+    @property
+    def iterations(self) -> int:
+        return int(self.config.iterations or AISE_BOX_ITERATIONS[self.config.preset])
+
+    @property
+    def box_widths(self) -> tuple[float, ...]:
+        """Kernel widths as fractions of a box's smaller side."""
+        return tuple(float(w) for w in (self.config.kernel_widths or AISE_BOX_WIDTHS[self.config.preset]))
+
+    def settings(self) -> dict[str, Any]:
+        c = self.config
+        return {"method": self.name, "preset": c.preset.value, "iterations": self.iterations,
+                "box_kernel_widths": [round(w, 4) for w in self.box_widths], "box_padding": BOX_PADDING,
+                "batch_size": c.batch_size, "inferences_per_box": 2 * self.iterations * len(self.box_widths)}
+
+    def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
+        height, width = int(image.shape[-2]), int(image.shape[-1])
+        scaled = boxes / np.array([width, height, width, height], dtype=np.float64)  # x1, y1, x2, y2 in [0, 1]
+        box_w, box_h = scaled[:, 2] - scaled[:, 0], scaled[:, 3] - scaled[:, 1]
+        lower = np.stack([scaled[:, 1] - BOX_PADDING * box_h, scaled[:, 0] - BOX_PADDING * box_w], axis=1)
+        upper = np.stack([scaled[:, 3] + BOX_PADDING * box_h, scaled[:, 2] + BOX_PADDING * box_w], axis=1)
+        bounds = np.clip(np.stack([lower, upper], axis=1), 0.0, 1.0)  # (t, 2, 2): [[y, x] low, [y, x] high]
+        smaller = np.maximum(np.minimum(box_w, box_h), 1.0 / max(height, width))
+        widths = smaller[:, None] * np.asarray(self.box_widths)[None, :]
+        return aise_saliency(image, box_score_fn(run, boxes, labels), len(boxes), self.iterations, widths,
+                             bounds=bounds, max_images=self.config.batch_size * CALLS_IN_FLIGHT)
+
+
+register("detection", DetectionDRISE.name, DetectionDRISE)
+register("detection", DetectionAISE.name, DetectionAISE)

@@ -65,4 +65,4 @@ def black_box_method(task: str, name: str, config: BlackBoxConfig | None = None)
 
 def _load_builtin() -> None:
     """Import the modules that register the built-in methods (once)."""
-    from otx_xai.explain.black_box import classification  # noqa: F401
+    from otx_xai.explain.black_box import classification, detection  # noqa: F401
