@@ -85,8 +85,8 @@ def test_auto_explains_a_model_with_no_white_box_method_black_box(caplog: pytest
         assert explain_time_method("m.xml", "classification", "auto", "none", has_white_box=False) == "AISE"
     assert "m.xml has no white-box explain method: explaining with AISE" in caplog.text
     assert explain_time_method("m", "classification", "auto", "ReciproCAM", has_white_box=True) == "ReciproCAM"
-    with pytest.raises(ValueError, match="'RISE' is not supported for detection") as error:
-        explain_time_method("fcos", "detection", "RISE", "DetClassProbabilityMap", has_white_box=True)
+    with pytest.raises(ValueError, match="'ReciproCAM' is not supported for detection") as error:
+        explain_time_method("fcos", "detection", "ReciproCAM", "DetClassProbabilityMap", has_white_box=True)
     assert "DetClassProbabilityMap" in str(error.value) and "\n" not in str(error.value)
 
 

@@ -25,7 +25,7 @@ from otx_xai.explain.saliency import unread_outputs
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
 from otx_xai.openvino.foreign_metadata import ForeignIROptions
 from otx_xai.openvino.inference import IRModel
-from otx_xai.openvino.metadata import XAI_OUTPUTS
+from otx_xai.openvino.metadata import BOX_SALIENCY_MAP, XAI_OUTPUTS
 from otx_xai.report import write_contact_sheet, write_csv_index, write_gallery
 
 log = logging.getLogger(__name__)
@@ -147,11 +147,12 @@ class ExplainMixin:
         self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions, resume: bool,
         precision: str, ir_options: ForeignIROptions | None, explain_method: str, black_box: BlackBoxConfig,
     ) -> list[ImageExplanation]:
-        skip = unread_outputs(config) | (set(XAI_OUTPUTS) if is_black_box(explain_method) else set())
+        white_box = {*XAI_OUTPUTS, BOX_SALIENCY_MAP}
+        skip = unread_outputs(config) | (white_box if is_black_box(explain_method) else set())
         ir = IRModel(self.checkpoint, precision=precision, skip_outputs=skip, foreign=ir_options)
         choice = ir_method(ir, explain_method, black_box)
-        if choice is not None and set(XAI_OUTPUTS) & set(ir.output_names):  # black-box: plain outputs only
-            ir = IRModel(self.checkpoint, precision=precision, skip_outputs=XAI_OUTPUTS, foreign=ir_options)
+        if choice is not None and white_box & set(ir.output_names):  # black-box: plain outputs only
+            ir = IRModel(self.checkpoint, precision=precision, skip_outputs=white_box, foreign=ir_options)
         datamodule = self._ir_datamodule(ir)
         self._check_ir_labels(ir, datamodule)
         info = ir.model_info

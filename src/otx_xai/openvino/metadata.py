@@ -9,6 +9,7 @@ import openvino as ov
 
 RT_SECTION = "otx_xai"
 XAI_OUTPUTS = ("feature_vector", "saliency_map", "feature_map")
+BOX_SALIENCY_MAP = "box_saliency_map"  # detectors' per-box maps: an extra XAI output, not required of an IR
 
 
 def write_metadata(model: ov.Model, values: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """D-RISE and AISE for detectors: per-box maps from the model's boxes alone, any detector, any backend.
 
 Both explain the image's detections scoring above ``predicted_maps_conf_thr`` (the boxes the index lists
-and the dump writes; ``targets`` may name other rows), scoring each perturbed image by
+and the dump writes; ``targets`` narrows them to some labels per image), scoring each perturbed image by
 ``detection_score.box_similarity``, and return the outputs a white-box detector gives:
 
 - ``box_saliency_map`` uint8 (B, N, h, w): row n is detection row n's map (all zero for rows not
@@ -80,8 +80,9 @@ class _DetectionMethod:
         classes = len(model.label_names)
         maps = []
         for index, image in enumerate(images):
-            rows = (np.asarray(targets[index], dtype=np.int64) if targets is not None
-                    else explained_rows(bboxes[index], labels[index], classes, config.predicted_maps_conf_thr))
+            rows = explained_rows(bboxes[index], labels[index], classes, config.predicted_maps_conf_thr)
+            if targets is not None:  # the classes a caller reads (the audit metrics' target)
+                rows = rows[np.isin(labels[index, rows], targets[index])]
             maps.append((rows, self.box_maps(image, bboxes[index, rows, :4], labels[index, rows], run)
                          if len(rows) else np.zeros((0, *image.shape[-2:]))))
         return with_box_maps(outputs, maps, classes, (int(images.shape[-2]), int(images.shape[-1])))
@@ -104,7 +105,7 @@ class DetectionDRISE(_DetectionMethod):
 
     def settings(self) -> dict[str, Any]:
         c = self.config
-        return {"method": self.name, "preset": c.preset.value, "num_masks": c.masks, "num_cells": c.num_cells,
+        return {"method": self.name, "preset": c.preset, "num_masks": c.masks, "num_cells": c.num_cells,
                 "prob": c.prob, "seed": c.seed, "batch_size": c.batch_size, "inferences_per_image": c.masks + 1}
 
     def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
@@ -119,16 +120,16 @@ class DetectionAISE(_DetectionMethod):
 
     @property
     def iterations(self) -> int:
-        return int(self.config.iterations or AISE_BOX_ITERATIONS[self.config.preset])
+        return int(self.config.iterations or AISE_BOX_ITERATIONS[Preset(self.config.preset)])
 
     @property
     def box_widths(self) -> tuple[float, ...]:
         """Kernel widths as fractions of a box's smaller side."""
-        return tuple(float(w) for w in (self.config.kernel_widths or AISE_BOX_WIDTHS[self.config.preset]))
+        return tuple(float(w) for w in (self.config.kernel_widths or AISE_BOX_WIDTHS[Preset(self.config.preset)]))
 
     def settings(self) -> dict[str, Any]:
         c = self.config
-        return {"method": self.name, "preset": c.preset.value, "iterations": self.iterations,
+        return {"method": self.name, "preset": c.preset, "iterations": self.iterations,
                 "box_kernel_widths": [round(w, 4) for w in self.box_widths], "box_padding": BOX_PADDING,
                 "batch_size": c.batch_size, "inferences_per_box": 2 * self.iterations * len(self.box_widths)}
 
@@ -146,4 +147,5 @@ class DetectionAISE(_DetectionMethod):
 
 
 register("detection", DetectionDRISE.name, DetectionDRISE)
+register("detection", "RISE", DetectionDRISE)  # RISE on a detector is D-RISE (the index says DRISE)
 register("detection", DetectionAISE.name, DetectionAISE)
