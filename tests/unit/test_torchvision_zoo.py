@@ -4,14 +4,19 @@ outputs' contract, and maps == the one-copy-at-a-time reference."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import openvino as ov
 import pytest
 import torch
 import torchvision
 from torchvision.models import list_models
 
+from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAMDirect
 from otx_xai.models.classification import ImageClassifier
+from otx_xai.openvino.export import export_ir
 
 # The giants are left out: with this cap the whole file runs in about 3 minutes on 2 cores (see the
 # README's zoo table for every model, giants included).
@@ -136,3 +141,24 @@ def test_every_torchvision_classifier_explains_with_its_own_head(name: str, head
     assert vector.dtype == torch.float32 and vector.shape[0] == 2
     assert reference.std() > 1.0, "degenerate maps would make the comparison meaningless"
     assert np.abs(saliency.numpy().astype(np.float64) - reference).max() <= 1.0
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "googlenet", "swin_t"])
+def test_the_traced_cut_exports_to_an_ir_with_the_same_maps(name: str, tmp_path: Path) -> None:
+    """Networks the child-name cut could not explain (pooling in ``forward``, eval-only branches, a token
+    grid after a permute): the IR of the traced parts gives torch's logits and maps."""
+    net = calibrated_torchvision(name, 96)
+    model = ImageClassifier(LABELS, backbone=name).eval()
+    load_torchvision_state_(model, net)
+    last = [module for module in model.head.modules() if isinstance(module, torch.nn.Linear)][-1]
+    torch.nn.init.normal_(last.weight, std=0.05)  # scores that are not near-uniform
+    images = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = model.forward_explain(images)
+    xml = export_ir(model, DataConfig(input_size=(96, 96)), tmp_path, explain=True)
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    got = compiled(images.numpy())
+    np.testing.assert_allclose(got[compiled.output("logits")], expected["logits"].numpy(), rtol=1e-4, atol=1e-4)
+    maps = got[compiled.output("saliency_map")].astype(int)
+    assert maps.shape == (2, 3, 3, 3) and len(np.unique(maps)) > 2
+    assert np.abs(maps - expected["saliency_map"].numpy().astype(int)).max() <= 1
