@@ -3,16 +3,16 @@
 The network is traced in eval mode with torchvision's own feature-extraction tracer (the one behind
 ``create_feature_extractor``: it handles googlenet/inception's eval branches, densenet's functional
 relu + pooling, mnasnet's and shufflenet's ``x.mean([2, 3])``, swin's permute + avgpool, maxvit) and its
-shapes are read from one forward of a small zero image. The cut is the last node that
-
-- outputs a 4-D (B, C, h, w) tensor with h·w > 1,
-- comes before the classifier's last Linear/Conv2d, and
-- dominates the output: every path from the image to the logits passes through it,
-
-so the network is exactly ``head(backbone(image))``. When that feature map's only consumer is a global
-average pool (``AdaptiveAvgPool2d(1)``, ``adaptive_avg_pool2d(x, 1)``, ``x.mean([2, 3])``) the head is
-also given as a function of the pooled vector (B, C) (Recipro-CAM's exact fast form); otherwise (VGG's
-7×7 pool, AlexNet, SqueezeNet's convolutional classifier) only as a function of the feature map.
+shapes are read from one forward of a small zero image. Walking back from the classifier's last
+Linear/Conv2d, the cut is the first node that dominates the output (every path from the image to the
+logits passes through it) and is either a global average pool (``AdaptiveAvgPool2d(1)``,
+``adaptive_avg_pool2d(x, 1)``, ``x.mean([2, 3])``) — the cut is then its input — or a 4-D (B, C, h, w)
+map with C > 1 and h·w > 1 (stepping back over a dropout or an adaptive pool, so the map is the
+network's own grid). The network is then exactly ``neck_head(backbone(image))``. When the feature map's
+only consumer is that global pool, the head is also given as a function of the pooled vector (B, C)
+(Recipro-CAM's exact fast form); otherwise (VGG's 7×7 pool, AlexNet, SqueezeNet's convolutional
+classifier) only as a function of the feature map. An OpenVINO graph is cut at the same place by
+``openvino/recipro_cam_insertion.py`` (the global pooling nearest the logits).
 """
 
 from __future__ import annotations
