@@ -5,7 +5,8 @@ The light detector (fcos_light: FCOS over ResNet-18 + a 64-channel FPN, at 256) 
 THROUGHPUT hint, all requests in flight), side by side:
 
 - predict: ``model(images)`` (boxes and labels, NMS included) / the IR exported without explain;
-- explain: ``model.forward_explain(images)`` (the same plus feature_vector, saliency_map, feature_map)
+- explain: ``model.forward_explain(images)`` (the same plus feature_vector, saliency_map, feature_map,
+  box_saliency_map)
   / the IR exported with explain.
 
 Also checks that the IR's maps match torch's (max grey-level difference) and that detections agree.
