@@ -159,6 +159,8 @@ def test_family_forward_explain(architecture: str) -> None:
     saliency, feature_map = out["saliency_map"], out["feature_map"]
     assert saliency.dtype == torch.uint8 and saliency.shape[:2] == (2, 3)  # SSD's background dropped
     assert saliency.shape[2:] == feature_map.shape[2:] and feature_map.dtype == torch.float32
+    box_maps = out["box_saliency_map"]  # one per detection row, on the class maps' grid
+    assert box_maps.dtype == torch.uint8 and box_maps.shape == (2, 20, *saliency.shape[2:])
     channels = sum(f.shape[1] for f in model.detector(images).features)
     assert out["feature_vector"].shape == (2, channels)
     assert torch.equal(out["bboxes"], plain["bboxes"]) and torch.equal(out["labels"], plain["labels"])
