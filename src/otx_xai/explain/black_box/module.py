@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from otx_xai.explain.black_box.registry import BlackBoxMethod
 from otx_xai.explain.black_box.runners import torch_runner
@@ -37,11 +37,6 @@ class BlackBoxModule(lightning.LightningModule):
     @property
     def info(self) -> ModelInfo:
         return ModelInfo(self.task, self.label_names, self.multilabel, self.explain_method)
-
-    @property
-    def head(self) -> nn.Module:
-        """The model's classifier head (the sanity check re-initializes it)."""
-        return self.model.head
 
     def forward(self, images: Tensor) -> Any:
         return self.model(images)

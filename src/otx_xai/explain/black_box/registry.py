@@ -64,5 +64,6 @@ def black_box_method(task: str, name: str, config: BlackBoxConfig | None = None)
 
 
 def _load_builtin() -> None:
-    """Import the modules that register the built-in methods (once)."""
+    """Import the modules that register the built-in methods (once); a task's module calls ``register``
+    at import time and is listed here."""
     from otx_xai.explain.black_box import classification, detection  # noqa: F401
