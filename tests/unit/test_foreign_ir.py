@@ -78,6 +78,8 @@ class TinyNet(nn.Module):
             pooled = feature_map.mean(dim=(2, 3))
         elif self.pooling == "avgpool":  # a global AvgPool with a fixed kernel
             pooled = torch.flatten(nn.functional.avg_pool2d(feature_map, 6), 1)  # the 6×6 map at 96×96
+        elif self.pooling == "corner_avgpool":  # a 1×1 output that averages only a 3×3 corner: not global
+            pooled = torch.flatten(nn.functional.avg_pool2d(feature_map, 3, stride=6), 1)
         else:  # the whole map flattened into the head: no global pooling
             pooled = feature_map.flatten(1)
         return self.head(pooled)
@@ -120,10 +122,11 @@ def test_head_structures_against_the_masked_copy_form(tmp_path: Path, pooling: s
     assert np.abs(outputs["saliency_map"].astype(int) - expected.astype(int)).max() <= 1
 
 
-def test_no_global_pooling_is_refused_but_still_predicts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pooling", ["flatten", "corner_avgpool"])
+def test_no_global_pooling_is_refused_but_still_predicts(tmp_path: Path, pooling: str) -> None:
     torch.manual_seed(1)
-    net = TinyNet("flatten").eval()
-    ir = IRModel(save_plain_ir(net, tmp_path / "flatten.xml"), foreign=FLAGS)
+    net = TinyNet(pooling).eval()
+    ir = IRModel(save_plain_ir(net, tmp_path / f"{pooling}.xml"), foreign=FLAGS)
     assert not ir.has_xai_outputs and "no global average pooling" in (ir.explain_unavailable or "")
     with pytest.raises(IRError, match="cannot be explained with Recipro-CAM: no global average pooling"):
         ir.require_xai_outputs()

@@ -47,7 +47,14 @@ def _is_global_pool(node: ov.Node) -> bool:
         axes = _constant_values(node.input_value(1))
         return axes is not None and {int(a) % 4 for a in np.ravel(axes)} == SPATIAL_AXES
     out = node.get_output_partial_shape(0)
-    return out.rank.get_length() == 4 and all(d.is_static and d.get_length() == 1 for d in list(out)[2:])
+    if out.rank.get_length() != 4 or not all(d.is_static and d.get_length() == 1 for d in list(out)[2:]):
+        return False
+    if kind == "AvgPool":  # a 1×1 output is not enough: the kernel must cover the whole map, unpadded
+        attributes = node.get_attributes()
+        spatial = [d.get_length() if d.is_static else -1 for d in list(shape)[2:]]
+        return (list(attributes["kernel"]) == spatial and not any(attributes["pads_begin"])
+                and not any(attributes["pads_end"]))
+    return True
 
 
 def find_global_pool(logits: ov.Output) -> ov.Node:
