@@ -182,8 +182,7 @@ class ImageClassifier(ClassifierModel):
             return vit_forward_explain(self.vit, self.explainer, self.explain_method, len(self.label_names), images)
         logits, feature_vector, feature_map = self._logits_vector_and_feature_map(images)
         saliency = self.explainer(feature_map)
-        if saliency.shape[1] == 1:  # class-agnostic: the same map for every class channel
-            saliency = saliency.expand(-1, len(self.label_names), -1, -1)
+        saliency = saliency.expand(-1, len(self.label_names), -1, -1)  # a class-agnostic map fills every channel
         return {
             "logits": logits,
             "feature_vector": feature_vector,

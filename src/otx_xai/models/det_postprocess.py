@@ -9,20 +9,13 @@ on the rare chain longer than that the result is Fast-NMS-like (it may suppress 
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def frozen_size(tensor: Tensor, start: int = 0) -> tuple[int, ...]:
-    """``tensor.shape[start:]`` as Python ints. Inside a trace they become constants of the IR, which
-    has a fixed input size (only its batch is dynamic): never pass the batch dimension."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        return tuple(int(size) for size in tensor.shape[start:])
+from otx_xai.tracing import frozen_size
 
 
 def clip_boxes(boxes: Tensor, size: tuple[int, int]) -> Tensor:

@@ -19,9 +19,10 @@ from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.det_box_map import DetBoxProbabilityMap
 from otx_xai.explain.methods.det_class_prob_map import DetClassProbabilityMap
 from otx_xai.models.base import batch_images
-from otx_xai.models.det_postprocess import Detections, detect, frozen_size
+from otx_xai.models.det_postprocess import Detections, detect
 from otx_xai.models.detectors import HeadResult, build_detector
 from otx_xai.models.object_model import ObjectModel
+from otx_xai.tracing import frozen_size
 
 
 class SingleStageDetector(ObjectModel):

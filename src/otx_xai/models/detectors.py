@@ -27,8 +27,9 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
-from otx_xai.models.det_postprocess import clip_boxes, frozen_size
+from otx_xai.models.det_postprocess import clip_boxes
 from otx_xai.models.weights import load_backbone_weights
+from otx_xai.tracing import constant_size_checks, frozen_size
 
 
 @dataclass
@@ -74,7 +75,10 @@ class SingleStageNet(nn.Module, ABC):
 
     def forward(self, images: Tensor) -> HeadResult:
         features = list(self.net.backbone(images).values())
-        cls_levels, outputs = self.head(features)
+        # The heads' GroupNorm checks that a channel holds more than one value (torch.nn.functional
+        # reads the input size as a bool): a constant of an IR's fixed input size, no operation traced.
+        with constant_size_checks(r"torch\.nn\.functional"):
+            cls_levels, outputs = self.head(features)
         return HeadResult(features, cls_levels, outputs, self.anchors(images, features))
 
     @abstractmethod

@@ -24,8 +24,9 @@ from torchvision.ops import box_iou
 from otx_xai.explain.methods.instance_seg_map import InstSegMaskMap
 from otx_xai.models.base import batch_images
 from otx_xai.models.maskrcnn_builders import build_maskrcnn
-from otx_xai.models.maskrcnn_inference import InstancePredictions, predict_instances, static_int
+from otx_xai.models.maskrcnn_inference import InstancePredictions, predict_instances
 from otx_xai.models.object_model import ObjectModel
+from otx_xai.tracing import static_int
 
 PREDICTION_OUTPUTS = ("bboxes", "labels", "masks")
 MATCH_IOU = 0.5  # validation proxy: a detection matches an object of its label at this box IoU

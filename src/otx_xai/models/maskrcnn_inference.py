@@ -25,6 +25,8 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import MultiScaleRoIAlign, nms, roi_align
 from torchvision.ops.poolers import _setup_scales
 
+from otx_xai.tracing import static_int
+
 
 @dataclass
 class InstancePredictions:
@@ -35,13 +37,6 @@ class InstancePredictions:
     labels: Tensor  # (B, N) int64 label index (background excluded)
     masks: Tensor  # (B, N, H, W) float probabilities 0..1 in input pixels
     features: list[Tensor]  # pyramid levels, finest first
-
-
-def static_int(value: int | Tensor) -> int:
-    """A size that is fixed for a given input size, as a Python int (also while tracing)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        return int(value)
 
 
 def _gather(values: Tensor, index: Tensor) -> Tensor:

@@ -14,11 +14,17 @@ from torchvision.models import VisionTransformer
 from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.vit_cls_row import BlockInputs, block_inputs, real_cls_row
 from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM, grid_size
+from otx_xai.tracing import frozen_size
 
 
 def tokens_before_last_block(vit: VisionTransformer, images: Tensor) -> Tensor:
     """Tokens (B, 1+N, D) entering the last encoder block: CLS + patches, position-embedded."""
-    tokens = vit._process_input(images)
+    if not torch.jit.is_tracing():  # an IR's input size is fixed at export; torch checks it here
+        size = tuple(images.shape[-2:])
+        if size != (vit.image_size, vit.image_size):
+            raise ValueError(f"this ViT takes {vit.image_size}x{vit.image_size} images, got {size[0]}x{size[1]}: "
+                             f"set data.input_size to [{vit.image_size}, {vit.image_size}]")
+    tokens = vit.conv_proj(images).flatten(2).transpose(1, 2)  # torchvision's _process_input, unasserted
     cls_token = vit.class_token.expand(tokens.shape[0], -1, -1)
     tokens = torch.cat([cls_token, tokens], dim=1) + vit.encoder.pos_embedding
     return vit.encoder.layers[:-1](vit.encoder.dropout(tokens))
@@ -43,7 +49,7 @@ def vit_forward_explain(vit: VisionTransformer, explainer: nn.Module, explain_me
     inputs = block_inputs(vit.encoder.layers[-1], tokens)
     feature_vector = cls_feature(vit, inputs)
     patches = tokens[:, 1:].transpose(1, 2)  # (B, D, N)
-    grid = grid_size(patches.shape[-1])
+    grid = grid_size(frozen_size(patches, -1)[0])  # the patch count: a constant of an IR's input size
     feature_map = patches.unflatten(-1, (grid, grid))
     if isinstance(explainer, ViTReciproCAM):  # the fast form shares the prediction's projections
         saliency = normalize_map(explainer.saliency(tokens, inputs))

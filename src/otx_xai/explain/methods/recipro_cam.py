@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from otx_xai.explain.methods.base import ExplainAlgo
+from otx_xai.tracing import frozen_size
 
 HeadFn = Callable[[Tensor], Tensor]
 ScoreFn = Callable[..., Tensor]  # score_fn(logits, dim=-1): the model's score activation over the class dim
@@ -119,19 +120,20 @@ class ReciproCAM(ExplainAlgo):
         self._pointwise_layers = tuple(layers)  # a plain tuple: not submodules, no duplicate state-dict keys
 
     def saliency(self, feature_map: Tensor) -> Tensor:
-        batch, channels, height, width = feature_map.shape
-        positions = int(height) * int(width)  # a constant when traced: an IR's input size is fixed
+        batch, channels = feature_map.shape[:2]
+        height, width = frozen_size(feature_map, 2)  # constants when traced: an IR's input size is fixed
+        positions = height * width
         layers = self._pointwise_layers
         if layers and not any(isinstance(layer, nn.Dropout) and layer.training and layer.p for layer in layers):
             images = max(1, self.max_chunk // positions)
-            if batch <= images:  # always so when traced with one image (a traced split would fix the batch)
+            if torch.jit.is_tracing() or batch <= images:  # an IR runs each batch whole (a split would fix it)
                 return self._score_fn(_pointwise_logits(layers, feature_map, positions), dim=1)  # (B, K, h, w)
             chunks = feature_map.split(images)
             return torch.cat([self._score_fn(_pointwise_logits(layers, chunk, positions), dim=1) for chunk in chunks])
         if self._head_on_pooled is not None:
             pooled = feature_map.flatten(2).transpose(1, 2) / positions  # (B, h·w, C')
             rows = pooled.reshape(-1, channels)
-            if rows.shape[0] <= self.max_chunk:  # always so when traced with one image
+            if torch.jit.is_tracing() or rows.shape[0] <= self.max_chunk:  # an IR runs each batch whole
                 scores = self._score_fn(self._head_on_pooled(rows), dim=-1)
             else:
                 chunks = torch.split(rows, self.max_chunk)
@@ -145,16 +147,18 @@ class ReciproCAM(ExplainAlgo):
         """Scores (B, h·w, K) of every single-position copy, at most ``max_chunk`` copies at a time: chunks of
         positions of all images, or, with more images than ``max_chunk``, one position of a few images."""
         images = max(1, self.max_chunk)
-        if feature_map.shape[0] <= images:  # always so when traced with one image
+        if torch.jit.is_tracing() or feature_map.shape[0] <= images:  # an IR runs each batch whole
             return self._masked_copy_scores_of(feature_map)
         return torch.cat([self._masked_copy_scores_of(chunk) for chunk in feature_map.split(images)])
 
     def _masked_copy_scores_of(self, feature_map: Tensor) -> Tensor:
-        batch, _, height, width = feature_map.shape
+        batch = feature_map.shape[0]
+        height, width = frozen_size(feature_map, 2)
         positions = height * width
         eye = torch.eye(positions, dtype=feature_map.dtype, device=feature_map.device)
         masks = eye.view(positions, 1, height, width)
-        step = max(1, self.max_chunk // max(1, batch))
+        # an IR takes the chunks of one image (as traced): its batch is not known when it is built
+        step = max(1, self.max_chunk if torch.jit.is_tracing() else self.max_chunk // max(1, batch))
         per_chunk = []
         for start in range(0, positions, step):
             copies = feature_map.unsqueeze(1) * masks[start : start + step]  # (B, n, C', h, w)

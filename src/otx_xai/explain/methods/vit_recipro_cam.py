@@ -39,6 +39,7 @@ from otx_xai.explain.methods.vit_cls_row import (
     check_encoder_block,
     finish_block,
 )
+from otx_xai.tracing import frozen_size
 
 ScoreFn = Callable[[Tensor], Tensor]
 
@@ -174,7 +175,7 @@ class _ViTReciproCAMBase(ExplainAlgo):
     def saliency(self, tokens: Tensor, inputs: BlockInputs | None = None) -> Tensor:
         """Saliency (B, K, g, g) from the tokens entering the last block, (B, 1+N, D); ``inputs``: their
         ``block_inputs``, when the caller has them already (the fast form then reads only those)."""
-        grid = grid_size(tokens.shape[1] - 1)
+        grid = grid_size(frozen_size(tokens, 1)[0] - 1)  # the token count: a constant of an IR's input size
         scores = self._copy_scores(tokens, grid, inputs)  # (B, N, K)
         return scores.transpose(1, 2).unflatten(2, (grid, grid))
 
