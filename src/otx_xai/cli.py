@@ -19,6 +19,7 @@ from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.openvino.foreign_metadata import ForeignIROptions
+from otx_xai.quiet import quiet
 from otx_xai.report.numbers import for_people
 
 STAGES = {
@@ -196,9 +197,9 @@ def _print_explain_summary(engine: Any, dump: bool) -> None:
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Warnings and errors only (each stage prints its own summary), without third-party notices."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet()
 
 
 def main(argv: list[str] | None = None) -> int:

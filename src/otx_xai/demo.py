@@ -17,6 +17,7 @@ from otx_xai import Engine, ExplainConfig, TargetExplainGroup
 from otx_xai.data.shapes import make_classification_shapes
 from otx_xai.explain.dump import SALIENCY_DIR
 from otx_xai.explain.sink import ImageExplanation
+from otx_xai.quiet import quiet
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "classification" / "resnet18.yaml"
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input_size", type=int, default=128)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    quiet()
     start = time.perf_counter()
     work_dir = Path(args.work_dir)
     data_root = make_classification_shapes(work_dir / "data" / "shapes", args.images_per_class, 144, seed=0)

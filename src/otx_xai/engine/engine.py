@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from otx_xai.engine.checkpoint import load_model, read_checkpoint
 from otx_xai.engine.explain_mixin import ExplainMixin
+from otx_xai.engine.progress import trainer_progress
 from otx_xai.engine.recipe import ModelSpec, Recipe, build_model, load_recipe, model_label_names, recipe_from_dict
 from otx_xai.engine.tasks import build_datamodule
 from otx_xai.engine.workdir import latest_run, new_run_dir, point_latest, write_run_record
@@ -99,7 +100,9 @@ class BaseEngine:
     def _trainer(self, run_dir: Path, **kwargs: Any) -> lightning.Trainer:
         defaults = {"accelerator": "cpu", "devices": 1, "default_root_dir": str(run_dir),
                     "logger": CSVLogger(str(run_dir), name="logs", version=""),
-                    "enable_progress_bar": False, "enable_model_summary": False, "log_every_n_steps": 1}
+                    "enable_model_summary": False, "log_every_n_steps": 1}
+        if "enable_progress_bar" not in kwargs:  # a bar with images/s at a terminal, none otherwise
+            kwargs = trainer_progress(kwargs)
         return lightning.Trainer(**{**defaults, **kwargs})
 
     def _record(self, run_dir: Path, stage: str, **extra: Any) -> None:

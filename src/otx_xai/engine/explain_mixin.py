@@ -9,6 +9,7 @@ from typing import Any
 
 from otx_xai.audit.setup import AuditOptions, build_evaluator, check_gates
 from otx_xai.engine.explain_choice import BlackBoxChoice, black_box_module, checkpoint_method, ir_method
+from otx_xai.engine.progress import image_bar
 from otx_xai.engine.runtime_record import openvino_runtime, torch_runtime
 from otx_xai.engine.workdir import new_run_dir
 from otx_xai.explain.black_box.predict import predict_black_box
@@ -167,11 +168,13 @@ class ExplainMixin:
         loader = datamodule.predict_dataloader()
         predictions = (ir.predict(loader) if choice is None else
                        predict_black_box(loader, choice.method, ir_runner(ir, black_box.batch_size), info, config))
-        for prediction, failed in predictions:
-            if prediction is None:
-                sink.consume_failures(failed)
-            else:
-                sink.consume(prediction, failed)
+        with image_bar(len(loader.dataset), "explain (IR)") as bar:
+            for prediction, failed in predictions:
+                if prediction is None:
+                    sink.consume_failures(failed)
+                else:
+                    sink.consume(prediction, failed)
+                bar.update((len(prediction) if prediction is not None else 0) + len(failed or []))
         sink.update_runtime(openvino_runtime(ir))  # now with the batch sizes compiled on the way
         return self._finish_explain(sink, run_dir, audit)
 
