@@ -19,6 +19,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from otx_xai.explain.methods.base import ExplainAlgo
+from otx_xai.tracing import frozen_size
 
 SQUARINGS = 16  # 65536 power-iteration steps: exact to float precision unless σ₂/σ₁ > 0.9999
 
@@ -33,9 +34,10 @@ class EigenCAM(ExplainAlgo):
         self.squarings = squarings
 
     def saliency(self, feature_map: Tensor) -> Tensor:
-        batch, channels, height, width = feature_map.shape
+        batch = feature_map.shape[0]
+        channels, height, width = frozen_size(feature_map, 1)  # constants when traced: the input size is fixed
         rows = feature_map.flatten(2).transpose(1, 2)  # A: (B, h·w, C)
-        by_position = int(height) * int(width) <= int(channels)  # constants when traced: the input size is fixed
+        by_position = height * width <= channels
         if by_position:
             gram = rows @ rows.transpose(1, 2)  # A·Aᵀ (B, h·w, h·w)
             start = feature_map.new_ones(1, gram.shape[1], 1)
