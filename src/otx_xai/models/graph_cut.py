@@ -64,7 +64,7 @@ def trace(net: nn.Module) -> fx.GraphModule:
                         raise
     finally:
         net.train(was_training)
-    return module
+    return module.train(was_training)  # a GraphModule copies its root's mode: give it the caller's, not eval
 
 
 def _shape(node: fx.Node) -> tuple[int, ...] | None:
