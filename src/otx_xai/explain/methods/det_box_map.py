@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.models.det_postprocess import Detections, box_iou, frozen_size
+from otx_xai.models.det_postprocess import Detections, box_iou
+from otx_xai.tracing import frozen_size
 
 
 class DetBoxProbabilityMap(nn.Module):
