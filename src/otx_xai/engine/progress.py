@@ -28,9 +28,10 @@ class ImagesPerSecondBar(TQDMProgressBar):
         super().__init__(leave=False)
         self._images = 0
         self._start = time.perf_counter()
+        self._rate: dict[str, str] = {}
 
     def _reset(self) -> None:
-        self._images, self._start = 0, time.perf_counter()
+        self._images, self._start, self._rate = 0, time.perf_counter(), {}
 
     def _count(self, batch: Any) -> dict[str, str]:
         images = batch_images(batch)
@@ -43,8 +44,11 @@ class ImagesPerSecondBar(TQDMProgressBar):
 
     def on_train_batch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        self.train_progress_bar.set_postfix({**self.get_metrics(trainer, pl_module), **self._count(batch)})
+        self._rate = self._count(batch)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)  # postfix: get_metrics
+
+    def get_metrics(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> dict[str, Any]:
+        return {**super().get_metrics(trainer, pl_module), **self._rate}
 
     def on_predict_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         super().on_predict_start(trainer, pl_module)
