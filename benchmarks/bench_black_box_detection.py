@@ -133,10 +133,11 @@ def main() -> None:
             rows.append([method, f"{inferences:.0f}", f"{ms:.1f}", boxes, f"{q['own']:.2f}", f"{q['other']:.2f}",
                          q["counted"], f"{q['pointing_game']:.2f}"])
         count = sum(len(batch["infos"]) for batch in loader)
+    aise = black_box_method("detection", "AISE", settings)
     print(header("Per-box detection maps: white-box vs D-RISE vs AISE (fcos_light IR, COCO shapes test set)"))
     print(f"{count} test images, input 128×128, boxes scoring above {args.box_thr}, preset {settings.preset} "
           f"(D-RISE {settings.masks} masks on {settings.num_cells}×{settings.num_cells} cells; AISE "
-          f"{settings.iterations or 'preset'} evaluations per width)\n")
+          f"{aise.iterations} evaluations × {len(aise.box_widths)} widths per box)\n")
     print(markdown_table(["method", "inferences / image", "ms / image", "boxes explained", "own box",
                           "other box", "boxes with another", "pointing game (class maps)"], rows))
 
