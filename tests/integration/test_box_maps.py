@@ -178,7 +178,7 @@ def test_cli_aise_on_a_detection_checkpoint(engine: Engine, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     index = read_index(Path(result.stdout.split("index: ")[1].split()[0]).parent)
     assert index["explain_method"] == "AISE" and index["runtime"]["backend"] == "torch"
-    assert index["explain_settings"]["inferences_per_box"] == 6
+    assert index["explain_settings"]["inferences_per_box"] == 3  # 3 evaluations × 1 width, the kept image only
     boxes = [(entry["image_id"], d) for entry in index["images"] for d in entry["detections"]]
     assert boxes and all(d["files"] == [f"{SALIENCY_DIR}/{image_id}_box_{d['box_index']}_{d['label']}_saliency_map.png"]
                          for image_id, d in boxes)

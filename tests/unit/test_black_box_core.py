@@ -112,6 +112,43 @@ def test_aise_core_finds_each_targets_region_with_its_budget() -> None:
     assert y <= 10 and x <= 10
 
 
+def _two_regions(calls: list[np.ndarray]):
+    """Score function of two targets (0 at rows 28-36, cols 4-12; 1 at rows 2-8, cols 2-8) recording its inputs."""
+    def score_fn(perturbed: np.ndarray) -> np.ndarray:
+        calls.append(perturbed.copy())
+        return np.stack([perturbed[:, :, 28:36, 4:12].mean(axis=(1, 2, 3)),
+                         perturbed[:, :, 2:8, 2:8].mean(axis=(1, 2, 3))], axis=1)
+    return score_fn
+
+
+def test_aise_kept_objective_scores_one_kept_image_per_evaluation() -> None:
+    image = np.ones((3, 40, 40), dtype=np.float32)
+    calls: list[np.ndarray] = []
+    maps = aise_saliency(image, _two_regions(calls), 2, iterations=30, kernel_widths=[0.1, 0.2], max_images=64,
+                         objective="kept")
+    assert sum(len(c) for c in calls) == 2 * 30 * 2 and max(len(c) for c in calls) <= 64  # one image each
+    # every image is a kept kernel (the image is ones, so the image is the kernel: small, peak 1), none deleted
+    assert all(c.mean(axis=(1, 2, 3)).max() < 0.5 and np.allclose(c.max(axis=(1, 2, 3)), 1.0, atol=0.02)
+               for c in calls)
+    y, x = np.unravel_index(maps[0].argmax(), maps[0].shape)
+    assert 26 <= y <= 38 and 2 <= x <= 14
+    y, x = np.unravel_index(maps[1].argmax(), maps[1].shape)
+    assert y <= 10 and x <= 10
+    # the same search as the two-image objective whose deleted term scores 0: the objective is f(kept) alone
+    reference: list[np.ndarray] = []
+    kept_only = _two_regions(reference)
+
+    def zero_when_deleted(perturbed: np.ndarray) -> np.ndarray:
+        scores = kept_only(perturbed)
+        return np.where(perturbed.mean(axis=(1, 2, 3))[:, None] < 0.5, scores, 0.0)
+
+    expected = aise_saliency(image, zero_when_deleted, 2, iterations=30, kernel_widths=[0.1, 0.2], max_images=64)
+    assert sum(len(c) for c in reference) == 2 * sum(len(c) for c in calls)
+    np.testing.assert_allclose(maps, expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="objective 'deleted' is not one of kept_minus_deleted, kept"):
+        aise_saliency(image, _two_regions([]), 1, iterations=3, kernel_widths=[0.1], objective="deleted")
+
+
 def test_presets_and_bad_settings() -> None:
     assert BlackBoxConfig(preset="SPEED").masks == 1000 and BlackBoxConfig().aise_iterations == 50
     assert BlackBoxConfig(preset=Preset.QUALITY).aise_kernel_widths[0] == 0.075

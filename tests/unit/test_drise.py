@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from otx_xai.data.shapes import SHAPE_CLASSES
-from otx_xai.explain.black_box.detection import DetectionDRISE, with_box_maps
+from otx_xai.explain.black_box.detection import DetectionAISE, DetectionDRISE, with_box_maps
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.registry import black_box_method, black_box_names
 from otx_xai.explain.black_box.runners import torch_runner
@@ -58,7 +58,33 @@ def test_drise_equals_the_direct_computation_for_fixed_masks() -> None:
 def test_detection_methods_are_registered() -> None:
     assert {"DRISE", "AISE"} <= set(black_box_names("detection"))
     assert black_box_method("detection", "DRISE").name == "DRISE"
-    assert black_box_method("detection", "AISE").settings()["inferences_per_box"] == 2 * 50 * 3  # balance
+    assert black_box_method("detection", "AISE").settings()["inferences_per_box"] == 50 * 3  # balance, kept only
+
+
+def test_detection_aise_runs_one_kept_image_per_evaluation() -> None:
+    """openvino_xai's AISEDetection scores only the kept image: per box, iterations × widths inferences, each
+    the image times one Gaussian kernel (two per evaluation, kept and deleted, would double the count)."""
+    torch.manual_seed(0)
+    model = SingleStageDetector(list(SHAPE_CLASSES), score_thresh=0.0, detections_per_img=10).eval()
+    image = np.random.default_rng(0).normal(0, 1, (3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        out = model(torch.from_numpy(image[None]))
+    boxes, labels = out["bboxes"][0, :3, :4].numpy(), out["labels"][0, :3].numpy()
+    run, seen = torch_runner(model, batch_size=8), []
+
+    def counting(images: np.ndarray) -> dict[str, np.ndarray]:
+        seen.append(images)
+        return run(images)
+
+    method = DetectionAISE(BlackBoxConfig(iterations=4, kernel_widths=[0.5, 1.0], batch_size=8))
+    maps = method.box_maps(image, boxes, labels, counting)
+    perturbed = np.concatenate(seen)
+    assert maps.shape == (3, 64, 64)
+    assert len(perturbed) == 3 * 4 * 2 == 3 * method.settings()["inferences_per_box"]
+    kernels = perturbed / image[None]  # image × g: g, the same in every channel, in [0, 1]
+    assert kernels.min() >= 0.0 and kernels.max() <= 1.0 + 1e-5 and np.allclose(kernels, kernels[:, :1], atol=1e-5)
+    singular = np.linalg.svd(kernels[:, 0].astype(np.float64), compute_uv=False)
+    assert (singular[:, 1] < 1e-4 * singular[:, 0]).all()  # a separable Gaussian has rank 1; a deleted 1 − g has 2
 
 
 def test_box_maps_land_on_their_rows_and_class_maps_sum_them() -> None:

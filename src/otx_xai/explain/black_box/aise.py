@@ -5,15 +5,16 @@ width at the centre (y, x) that maximizes
 
     f_t(image ⊙ g) − f_t(image ⊙ (1 − g))
 
-(the target's score with only the kernel's region kept, minus with it deleted), within ``iterations``
-evaluations (two inferences each). The map is then a kernel density estimate over the sampled kernels:
-per width Σ_i (value_i − min_j value_j) · g_i, scaled to a maximum of 1, summed over the widths. The
-weights are shifted by the search's lowest value (OpenVINO XAI weights by the raw values): an offset
-common to every sample says nothing about where the object is, and with raw values a search whose
-gains are all negative (a class the model also gives a grey image) peaks in the corner farthest from
-every sample. The
-searches of all targets and widths run in lockstep, each round's perturbed images scored in one
-``score_fn`` call, so a batched or asynchronous backend sees large batches.
+(the target's score with only the kernel's region kept, minus with it deleted: ``objective=
+"kept_minus_deleted"``, the default, two inferences per evaluation), or f_t(image ⊙ g) alone
+(``objective="kept"``, one inference per evaluation: what openvino_xai's AISEDetection scores, and what
+detection uses here), within ``iterations`` evaluations. The map is then a kernel density estimate over
+the sampled kernels: per width Σ_i (value_i − min_j value_j) · g_i, scaled to a maximum of 1, summed over
+the widths. The weights are shifted by the search's lowest value (OpenVINO XAI weights by the raw
+values): an offset common to every sample says nothing about where the object is, and with raw values a
+search whose gains are all negative (a class the model also gives a grey image) peaks in the corner
+farthest from every sample. The searches of all targets and widths run in lockstep, each round's
+perturbed images scored in one ``score_fn`` call, so a batched or asynchronous backend sees large batches.
 
 ``score_fn(perturbed images (N, 3, h, w)) -> scores (N, T)`` is all the core knows of the model:
 classification passes class scores, detection can pass per-box scores (e.g. IoU × class score of the
@@ -29,6 +30,17 @@ import numpy as np
 from otx_xai.explain.black_box.direct import DirectSearch
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+KEPT_MINUS_DELETED = "kept_minus_deleted"  # f(image ⊙ g) − f(image ⊙ (1 − g)): two images per evaluation
+KEPT = "kept"  # f(image ⊙ g): one image per evaluation
+IMAGES_PER_EVALUATION = {KEPT_MINUS_DELETED: 2, KEPT: 1}
+
+
+def images_per_evaluation(objective: str) -> int:
+    """Perturbed images (inferences) one evaluation of ``objective`` costs."""
+    if objective not in IMAGES_PER_EVALUATION:
+        raise ValueError(f"AISE objective {objective!r} is not one of {', '.join(IMAGES_PER_EVALUATION)}")
+    return IMAGES_PER_EVALUATION[objective]
 
 
 def gaussian_kernels(centres: np.ndarray, widths: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -53,18 +65,21 @@ def aise_saliency(
     bounds: np.ndarray | None = None,
     epsilon: float = 0.1,
     max_images: int = 256,
+    objective: str = KEPT_MINUS_DELETED,
 ) -> np.ndarray:
     """AISE maps (T, h, w) float64 of one preprocessed image (3, h, w).
 
     Args:
         score_fn: perturbed images (N, 3, h, w) → scores (N, num_targets).
-        iterations: evaluations per target and kernel width (each costs two images).
+        iterations: evaluations per target and kernel width (each costs ``images_per_evaluation(objective)``).
         kernel_widths: (W,) for every target, or (T, W) per target; fractions of the input side.
         bounds: (T, 2, 2) per target ``[[y_low, x_low], [y_high, x_high]]`` in [0, 1] where kernel
             centres may go; None: anywhere.
         epsilon: DIRECT's required relative improvement.
         max_images: most perturbed images per ``score_fn`` call.
+        objective: ``"kept_minus_deleted"`` (kernel kept minus kernel deleted) or ``"kept"`` (kernel kept).
     """
+    per_evaluation = images_per_evaluation(objective)
     size = (int(image.shape[-2]), int(image.shape[-1]))
     widths = np.asarray(kernel_widths, dtype=np.float64)
     if widths.ndim == 1:
@@ -80,7 +95,7 @@ def aise_saliency(
         centres = np.concatenate([points for *_, points in asked])
         sigma = np.concatenate([np.full(len(points), widths[t, w]) for t, w, _, points in asked])
         target = np.concatenate([np.full(len(points), t) for t, _, _, points in asked])
-        gains = _gains(image, score_fn, centres, sigma, target, size, max_images)
+        gains = _gains(image, score_fn, centres, sigma, target, size, max_images, per_evaluation)
         start = 0
         for *_, search, points in asked:
             search.tell(-gains[start : start + len(points)])  # DIRECT minimizes
@@ -96,16 +111,19 @@ def aise_saliency(
 
 
 def _gains(image: np.ndarray, score_fn: ScoreFn, centres: np.ndarray, sigma: np.ndarray, target: np.ndarray,
-           size: tuple[int, int], max_images: int) -> np.ndarray:
-    """Per kernel: its target's score with the kernel kept minus with it deleted."""
+           size: tuple[int, int], max_images: int, per_evaluation: int) -> np.ndarray:
+    """Per kernel: its target's score with the kernel kept, minus with it deleted if ``per_evaluation`` is 2."""
     gains = np.empty(len(centres))
-    step = max(1, max_images // 2)
+    step = max(1, max_images // per_evaluation)
     for start in range(0, len(centres), step):
         kernels = gaussian_kernels(centres[start : start + step], sigma[start : start + step], size)[:, None]
-        perturbed = np.concatenate([image[None] * kernels, image[None] * (1.0 - kernels)]).astype(np.float32)
-        scores = np.asarray(score_fn(perturbed), dtype=np.float64)
+        kept = image[None] * kernels
+        perturbed = (np.concatenate([kept, image[None] * (1.0 - kernels)]) if per_evaluation == 2 else kept)
+        scores = np.asarray(score_fn(perturbed.astype(np.float32)), dtype=np.float64)
         n = len(kernels)
         rows = np.arange(n)
         picked = target[start : start + n]
-        gains[start : start + n] = scores[rows, picked] - scores[n + rows, picked]
+        gains[start : start + n] = scores[rows, picked]
+        if per_evaluation == 2:
+            gains[start : start + n] -= scores[n + rows, picked]
     return gains

@@ -15,8 +15,9 @@ pass of the masks explains every box of an image at once.
 **AISE** (the guide's AISEDetection): the AISE core (``aise.py``) per box, its kernel centres searched
 within the box grown by half its size on each side, its kernel widths fractions of the box's smaller
 side (preset: 1/7, 1/4, 1 for speed and balance; 1/8 … 1 in five steps for quality, openvino_xai's
-divisors); evaluations per width 20 / 50 / 50 by preset, each two inferences (the core scores the
-kernel kept minus deleted; openvino_xai's detection variant scores the kept image only).
+divisors); evaluations per width 20 / 50 / 50 by preset, each one inference: the core's ``"kept"``
+objective scores the box in the image with only the kernel kept, as openvino_xai's AISEDetection does
+(classification keeps the kept-minus-deleted objective, two inferences per evaluation).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from otx_xai.explain.black_box.aise import aise_saliency
+from otx_xai.explain.black_box.aise import KEPT, aise_saliency, images_per_evaluation
 from otx_xai.explain.black_box.classification import CALLS_IN_FLIGHT, to_uint8_maps
 from otx_xai.explain.black_box.detection_score import box_score_fn
 from otx_xai.explain.black_box.masks import RiseMasks, rise_masks
@@ -40,6 +41,7 @@ AISE_BOX_ITERATIONS = {Preset.SPEED: 20, Preset.BALANCE: 50, Preset.QUALITY: 50}
 AISE_BOX_WIDTHS = {Preset.SPEED: tuple(1 / np.linspace(7, 1, 3)), Preset.BALANCE: tuple(1 / np.linspace(7, 1, 3)),
                    Preset.QUALITY: tuple(1 / np.linspace(8, 1, 5))}
 BOX_PADDING = 0.5  # AISE searches the box grown by this share of its size on each side
+AISE_BOX_OBJECTIVE = KEPT  # a box's score with only the kernel kept: one inference per evaluation
 
 
 def explained_rows(bboxes: np.ndarray, labels: np.ndarray, num_classes: int, threshold: float) -> np.ndarray:
@@ -127,11 +129,17 @@ class DetectionAISE(_DetectionMethod):
         """Kernel widths as fractions of a box's smaller side."""
         return tuple(float(w) for w in (self.config.kernel_widths or AISE_BOX_WIDTHS[Preset(self.config.preset)]))
 
+    @property
+    def inferences_per_box(self) -> int:
+        """Images the model runs per explained box (the kept-only objective: one per evaluation)."""
+        return images_per_evaluation(AISE_BOX_OBJECTIVE) * self.iterations * len(self.box_widths)
+
     def settings(self) -> dict[str, Any]:
         c = self.config
         return {"method": self.name, "preset": c.preset, "iterations": self.iterations,
                 "box_kernel_widths": [round(w, 4) for w in self.box_widths], "box_padding": BOX_PADDING,
-                "batch_size": c.batch_size, "inferences_per_box": 2 * self.iterations * len(self.box_widths)}
+                "objective": AISE_BOX_OBJECTIVE, "batch_size": c.batch_size,
+                "inferences_per_box": self.inferences_per_box}
 
     def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
         height, width = int(image.shape[-2]), int(image.shape[-1])
@@ -143,7 +151,8 @@ class DetectionAISE(_DetectionMethod):
         smaller = np.maximum(np.minimum(box_w, box_h), 1.0 / max(height, width))
         widths = smaller[:, None] * np.asarray(self.box_widths)[None, :]
         return aise_saliency(image, box_score_fn(run, boxes, labels), len(boxes), self.iterations, widths,
-                             bounds=bounds, max_images=self.config.batch_size * CALLS_IN_FLIGHT)
+                             bounds=bounds, max_images=self.config.batch_size * CALLS_IN_FLIGHT,
+                             objective=AISE_BOX_OBJECTIVE)
 
 
 register("detection", DetectionDRISE.name, DetectionDRISE)
