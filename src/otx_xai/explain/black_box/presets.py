@@ -38,7 +38,8 @@ class BlackBoxConfig:
         prob: RISE probability that a cell is kept.
         seed: RISE mask seed (the same masks for every image of a run).
         iterations: AISE optimizer evaluations per kernel width and target (preset: 25 / 50 / 85);
-            each costs two inferences (the kernel kept, the kernel deleted).
+            each costs two inferences (the kernel kept, the kernel deleted); per detected box, one
+            (the kernel kept).
         kernel_widths: AISE Gaussian kernel widths, as fractions of the input side.
         batch_size: perturbed images per model call (the IR keeps several such calls in flight).
     """
