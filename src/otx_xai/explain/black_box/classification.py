@@ -13,10 +13,9 @@ import numpy as np
 import torch
 
 from otx_xai.explain.black_box.aise import aise_saliency
-from otx_xai.explain.black_box.masks import RiseMasks, rise_masks
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.registry import register
-from otx_xai.explain.black_box.rise import rise_saliency
+from otx_xai.explain.black_box.rise import RiseMaskedMethod, rise_saliency
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig, TargetExplainGroup
 from otx_xai.explain.entity import ModelInfo, softmax
@@ -46,25 +45,13 @@ def explained_classes(scores: np.ndarray, model: ModelInfo, config: ExplainConfi
     return sorted({top, *(int(i) for i in np.flatnonzero(scores > config.predicted_maps_conf_thr))})
 
 
-class ClassificationRISE:
+class ClassificationRISE(RiseMaskedMethod):
     """RISE over a classifier; the masks are made once per input size (and seed)."""
 
     name = "RISE"
 
     def __init__(self, config: BlackBoxConfig) -> None:
         self.config = config
-        self._masks: RiseMasks | None = None
-
-    def masks(self, size: tuple[int, int]) -> RiseMasks:
-        c = self.config
-        if self._masks is None or self._masks.input_size != size:
-            self._masks = rise_masks(c.masks, size, c.num_cells, c.prob, c.seed)
-        return self._masks
-
-    def settings(self) -> dict[str, Any]:
-        c = self.config
-        return {"method": self.name, "preset": c.preset, "num_masks": c.masks, "num_cells": c.num_cells,
-                "prob": c.prob, "seed": c.seed, "batch_size": c.batch_size, "inferences_per_image": c.masks + 1}
 
     def explain(self, images: np.ndarray, run: ModelRunner, model: ModelInfo, config: ExplainConfig,
                 targets: list[list[int]] | None = None) -> dict[str, np.ndarray]:

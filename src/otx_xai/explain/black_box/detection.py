@@ -29,10 +29,9 @@ import numpy as np
 from otx_xai.explain.black_box.aise import KEPT, aise_saliency, images_per_evaluation
 from otx_xai.explain.black_box.classification import CALLS_IN_FLIGHT, to_uint8_maps
 from otx_xai.explain.black_box.detection_score import box_score_fn
-from otx_xai.explain.black_box.masks import RiseMasks, rise_masks
 from otx_xai.explain.black_box.presets import BlackBoxConfig, Preset
 from otx_xai.explain.black_box.registry import register
-from otx_xai.explain.black_box.rise import rise_saliency
+from otx_xai.explain.black_box.rise import RiseMaskedMethod, rise_saliency
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
@@ -90,25 +89,10 @@ class _DetectionMethod:
         return with_box_maps(outputs, maps, classes, (int(images.shape[-2]), int(images.shape[-1])))
 
 
-class DetectionDRISE(_DetectionMethod):
+class DetectionDRISE(RiseMaskedMethod, _DetectionMethod):
     """D-RISE over a detector; the masks are made once per input size (and seed)."""
 
     name = "DRISE"
-
-    def __init__(self, config: BlackBoxConfig) -> None:
-        super().__init__(config)
-        self._masks: RiseMasks | None = None
-
-    def masks(self, size: tuple[int, int]) -> RiseMasks:
-        c = self.config
-        if self._masks is None or self._masks.input_size != size:
-            self._masks = rise_masks(c.masks, size, c.num_cells, c.prob, c.seed)
-        return self._masks
-
-    def settings(self) -> dict[str, Any]:
-        c = self.config
-        return {"method": self.name, "preset": c.preset, "num_masks": c.masks, "num_cells": c.num_cells,
-                "prob": c.prob, "seed": c.seed, "batch_size": c.batch_size, "inferences_per_image": c.masks + 1}
 
     def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
         masks = self.masks((int(image.shape[-2]), int(image.shape[-1])))

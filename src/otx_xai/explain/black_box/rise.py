@@ -14,10 +14,12 @@ the model's preprocessed input, so a masked pixel is the normalization mean (a n
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from otx_xai.explain.black_box.masks import RiseMasks
+from otx_xai.explain.black_box.masks import RiseMasks, rise_masks
+from otx_xai.explain.black_box.presets import BlackBoxConfig
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 """Perturbed preprocessed images (N, 3, h, w) float32 → scores (N, T), one column per target."""
@@ -37,3 +39,23 @@ def rise_saliency(image: np.ndarray, score_fn: ScoreFn, masks: RiseMasks, batch_
         coverage += flat.sum(axis=0)
     assert weighted is not None  # masks are never empty
     return (weighted / np.maximum(coverage, 1e-12)).reshape(-1, height, width)
+
+
+class RiseMaskedMethod:
+    """What RISE and D-RISE share: their masks, made once per input size (the seed fixes them), and the
+    settings the index records. Needs ``name`` and ``config`` (a BlackBoxConfig)."""
+
+    name: str
+    config: BlackBoxConfig
+    _masks: RiseMasks | None = None
+
+    def masks(self, size: tuple[int, int]) -> RiseMasks:
+        c = self.config
+        if self._masks is None or self._masks.input_size != size:
+            self._masks = rise_masks(c.masks, size, c.num_cells, c.prob, c.seed)
+        return self._masks
+
+    def settings(self) -> dict[str, Any]:
+        c = self.config
+        return {"method": self.name, "preset": c.preset, "num_masks": c.masks, "num_cells": c.num_cells,
+                "prob": c.prob, "seed": c.seed, "batch_size": c.batch_size, "inferences_per_image": c.masks + 1}
