@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _counting import CountingRunner
 from _machine import header
 from _tables import markdown_table
 from otx_xai import Engine, ExplainConfig, TargetExplainGroup
@@ -34,24 +35,13 @@ from otx_xai.data.shapes import make_classification_shapes
 from otx_xai.engine.tasks import build_datamodule
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.registry import black_box_method
-from otx_xai.explain.black_box.runners import ModelRunner, ir_runner
+from otx_xai.explain.black_box.runners import ir_runner
 from otx_xai.explain.pointing import ground_truth_hits
 from otx_xai.openvino.inference import IRModel
 from otx_xai.openvino.metadata import XAI_OUTPUTS
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "classification" / "resnet18.yaml"
 CONFIG = ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS)
-
-
-class CountingRunner:
-    """A runner that counts the images it ran."""
-
-    def __init__(self, run: ModelRunner) -> None:
-        self.run, self.images = run, 0
-
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        self.images += len(images)
-        return self.run(images)
 
 
 def train(work: Path, per_class: int, epochs: int, input_size: int) -> tuple[Engine, Path, Path]:

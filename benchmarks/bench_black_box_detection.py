@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _counting import CountingRunner
 from _machine import header
 from _tables import markdown_table
 from otx_xai import Engine, ExplainConfig, TargetExplainGroup
@@ -34,7 +35,7 @@ from otx_xai.explain.batch_readers import build_prediction_batch
 from otx_xai.explain.black_box.detection_score import iou_matrix
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.registry import black_box_method
-from otx_xai.explain.black_box.runners import ModelRunner, ir_runner
+from otx_xai.explain.black_box.runners import ir_runner
 from otx_xai.explain.box_maps import peak_in_box
 from otx_xai.explain.pointing import ground_truth_hits
 from otx_xai.openvino.inference import IRModel
@@ -42,17 +43,6 @@ from otx_xai.openvino.metadata import BOX_SALIENCY_MAP, XAI_OUTPUTS
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "detection" / "fcos_light.yaml"
 WHITE_BOX = "DetBoxProbabilityMap"
-
-
-class CountingRunner:
-    """A runner that counts the images it ran."""
-
-    def __init__(self, run: ModelRunner) -> None:
-        self.run, self.images = run, 0
-
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        self.images += len(images)
-        return self.run(images)
 
 
 def train(work: Path, train_images: int, epochs: int) -> tuple[Engine, Path, Path]:
