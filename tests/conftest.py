@@ -156,3 +156,12 @@ def read_index(run_dir: Path) -> dict[str, Any]:
         assert not missing, missing
     assert not list(run_dir.rglob(".*.tmp")), "temporary files left behind"
     return index
+
+
+def iou(first: np.ndarray, second: np.ndarray) -> float:
+    """IoU of two boxes x1, y1, x2, y2, the slow obvious way (the reference for the detection tests)."""
+    width = max(0.0, min(first[2], second[2]) - max(first[0], second[0]))
+    height = max(0.0, min(first[3], second[3]) - max(first[1], second[1]))
+    inter = width * height
+    area = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
+    return inter / max(area - inter, 1e-6)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import read_index, run_cli
+from conftest import iou, read_index, run_cli
 from otx_xai import Engine, ExplainConfig, TargetExplainGroup
 from otx_xai.data.shapes import make_coco_shapes
 from otx_xai.explain.black_box.presets import BlackBoxConfig
@@ -53,14 +53,6 @@ def plain_ir(engine: Engine) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return engine.export(explain=False)
-
-
-def iou(first: np.ndarray, second: np.ndarray) -> float:
-    width = max(0.0, min(first[2], second[2]) - max(first[0], second[0]))
-    height = max(0.0, min(first[3], second[3]) - max(first[1], second[1]))
-    inter = width * height
-    area = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
-    return inter / max(area - inter, 1e-6)
 
 
 def own_and_other_rates(results: list[ImageExplanation]) -> tuple[float, float, int]:

@@ -5,20 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from conftest import iou
 from otx_xai.data.shapes import SHAPE_CLASSES
 from otx_xai.explain.methods.det_box_map import DetBoxProbabilityMap
 from otx_xai.explain.saliency import normalize_to_uint8
 from otx_xai.models.det_postprocess import Detections, frozen_size
 from otx_xai.models.detection import SingleStageDetector
-
-
-def iou(first: np.ndarray, second: np.ndarray) -> float:
-    """IoU of two boxes x1, y1, x2, y2."""
-    width = max(0.0, min(first[2], second[2]) - max(first[0], second[0]))
-    height = max(0.0, min(first[3], second[3]) - max(first[1], second[1]))
-    inter = width * height
-    area = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
-    return inter / max(area - inter, 1e-6)
 
 
 def bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -6,20 +6,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from conftest import iou
 from otx_xai.data.shapes import SHAPE_CLASSES
 from otx_xai.explain.black_box.detection import DetectionAISE, DetectionDRISE, with_box_maps
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.registry import black_box_method, black_box_names
 from otx_xai.explain.black_box.runners import torch_runner
 from otx_xai.models.detection import SingleStageDetector
-
-
-def iou(first: np.ndarray, second: np.ndarray) -> float:
-    width = max(0.0, min(first[2], second[2]) - max(first[0], second[0]))
-    height = max(0.0, min(first[3], second[3]) - max(first[1], second[1]))
-    inter = width * height
-    area = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
-    return inter / max(area - inter, 1e-6)
 
 
 def reference(model: SingleStageDetector, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
