@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,7 +52,7 @@ def record_info(record: SampleRecord, original: tuple[int, int], valid: tuple[in
     )
 
 
-class RecordImageDataset(Dataset):
+class RecordImageDataset(Dataset, ABC):
     """What every dataset of image records shares: read the image (or a ``FailedImage``), flip it at
     random when augmenting, preprocess it and describe it; subclasses turn that into their sample."""
 
@@ -75,10 +76,10 @@ class RecordImageDataset(Dataset):
         tensor, valid = self.preprocess(image)
         return self.make_sample(record, tensor, record_info(record, original, valid, self.preprocess), flipped)
 
+    @abstractmethod
     def make_sample(self, record: SampleRecord, image: torch.Tensor, info: ImageInfo,
                     flipped: bool) -> dict[str, Any]:
         """The sample of a read record: ``image`` preprocessed, ``flipped`` when it was mirrored left-right."""
-        raise NotImplementedError
 
 
 class ImageDataset(RecordImageDataset):

@@ -28,11 +28,11 @@ class ObjectModel(ExplainableModel):
 
     def empty_predictions(self, images: Tensor) -> dict[str, Tensor]:
         """The outputs of a batch with no image (every image of it was unreadable)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not implement empty_predictions")
 
     def losses(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         """The training losses of a batch with at least one image, by name."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} does not implement losses")
 
     def export_outputs(self, images: Tensor, explain: bool) -> dict[str, Tensor]:
         return self.forward_explain(images) if explain else self(images)

@@ -22,6 +22,7 @@ objective scores the box in the image with only the kernel kept, as openvino_xai
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,7 @@ def with_box_maps(outputs: dict[str, np.ndarray], box_maps: list[tuple[np.ndarra
     return {**outputs, "box_saliency_map": to_uint8_maps(per_box), "saliency_map": to_uint8_maps(per_class)}
 
 
-class _DetectionMethod:
+class _DetectionMethod(ABC):
     """Shared by D-RISE and AISE: which rows each image explains, and the outputs they return."""
 
     name = "base"
@@ -70,9 +71,9 @@ class _DetectionMethod:
     def __init__(self, config: BlackBoxConfig) -> None:
         self.config = config
 
+    @abstractmethod
     def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
         """Float maps (t, h, w) of some boxes (t, 4 in input pixels) of one preprocessed image."""
-        raise NotImplementedError
 
     def explain(self, images: np.ndarray, run: ModelRunner, model: ModelInfo, config: ExplainConfig,
                 targets: list[list[int]] | None = None) -> dict[str, np.ndarray]:
