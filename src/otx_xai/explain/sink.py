@@ -7,6 +7,7 @@ PredictionBatch objects to an ExplainSink, so every run is dumped and indexed by
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,37 +152,39 @@ class ExplainSink:
         original: np.ndarray | None,
     ) -> list[str]:
         maps_dir = self.index.maps_dir
-        folder = self.run_dir / maps_dir
         names = batch.model.label_names
         files = []
         for key, saliency in maps.items():
-            stem = map_file_stem(info.image_id, key, names)
-            atomic_write_bytes(folder / f"{stem}_saliency_map.png", encode_png(saliency))
-            files.append(f"{maps_dir}/{stem}_saliency_map.png")
-            if original is not None and self.config.postprocess:
-                atomic_write_bytes(folder / f"{stem}_overlay.png", encode_png(overlay(saliency, original)))
-                files.append(f"{maps_dir}/{stem}_overlay.png")
+            files += self._write_map(map_file_stem(info.image_id, key, names), saliency, original,
+                                     lambda image, s=saliency: overlay(s, image))
         raw_name = f"{info.image_id}_saliency_map.npy"
-        atomic_write_bytes(folder / raw_name, encode_npy(batch.saliency_map[index]))
+        atomic_write_bytes(self.run_dir / maps_dir / raw_name, encode_npy(batch.saliency_map[index]))
         files.append(f"{maps_dir}/{raw_name}")
+        return files
+
+    def _write_map(
+        self, stem: str, saliency: np.ndarray, original: np.ndarray | None,
+        make_overlay: Callable[[np.ndarray], np.ndarray],
+    ) -> list[str]:
+        """Write one map as ``<stem>_saliency_map.png``, and ``make_overlay(original)`` beside it when
+        postprocessing with the original image at hand; the files written, relative to the run folder."""
+        maps_dir = self.index.maps_dir
+        folder = self.run_dir / maps_dir
+        atomic_write_bytes(folder / f"{stem}_saliency_map.png", encode_png(saliency))
+        files = [f"{maps_dir}/{stem}_saliency_map.png"]
+        if original is not None and self.config.postprocess:
+            atomic_write_bytes(folder / f"{stem}_overlay.png", encode_png(make_overlay(original)))
+            files.append(f"{maps_dir}/{stem}_overlay.png")
         return files
 
     def _dump_boxes(
         self, batch: PredictionBatch, info: ImageInfo, box_maps: list[BoxMap], original: np.ndarray | None
     ) -> dict[int, list[str]]:
         """Write each box's map (and overlay, the box outlined); the files of each box index."""
-        maps_dir = self.index.maps_dir
-        folder = self.run_dir / maps_dir
-        files: dict[int, list[str]] = {}
-        for box_map in box_maps:
-            stem = box_map_file_stem(info.image_id, box_map.box_index, box_map.label, batch.model.label_names)
-            atomic_write_bytes(folder / f"{stem}_saliency_map.png", encode_png(box_map.saliency_map))
-            names = [f"{maps_dir}/{stem}_saliency_map.png"]
-            if original is not None and self.config.postprocess:
-                atomic_write_bytes(folder / f"{stem}_overlay.png", encode_png(box_overlay(box_map, original)))
-                names.append(f"{maps_dir}/{stem}_overlay.png")
-            files[box_map.box_index] = names
-        return files
+        return {box_map.box_index: self._write_map(
+                    box_map_file_stem(info.image_id, box_map.box_index, box_map.label, batch.model.label_names),
+                    box_map.saliency_map, original, lambda image, b=box_map: box_overlay(b, image))
+                for box_map in box_maps}
 
     def _entry(
         self, batch: PredictionBatch, index: int, info: ImageInfo, predicted: list[int], files: list[str],
