@@ -64,6 +64,9 @@ def _stage_parser(stage: str) -> ArgumentParser:
         parser.add_argument("--ir_precision", type=str, default="f32",
                             help="OpenVINO CPU precision for an .xml IR: f32 (exact) or bf16 (faster, maps move)")
         parser.add_class_arguments(ForeignIROptions, "ir")
+        parser.add_argument("--ir.performance_hint", type=str, default="auto",
+                            help="OpenVINO hint for an .xml IR: auto (latency for batches of one image, "
+                            "throughput otherwise), latency or throughput")
         parser.add_argument("--metrics", type=str | None, default=None,
                             help="quality metrics per image: pointing_game,insertion_deletion,adcc")
         parser.add_argument("--metric_steps", type=int, default=30, help="insertion/deletion steps")
@@ -172,7 +175,8 @@ def run(stage: str, args: Namespace) -> int:
                            resume=args.resume, ir_precision=args.ir_precision,
                            ir_options=ForeignIROptions(**{f.name: getattr(args.ir, f.name)
                                                           for f in fields(ForeignIROptions)}),
-                           explain_method=args.explain_method, black_box=black_box, **_trainer_options(args))
+                           explain_method=args.explain_method, black_box=black_box,
+                           ir_performance_hint=args.ir.performance_hint, **_trainer_options(args))
         finally:
             _print_explain_summary(engine, args.dump)
     return 0

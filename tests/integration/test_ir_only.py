@@ -24,9 +24,13 @@ def test_ir_precision_is_chosen_and_recorded(trained_run: TrainedRun, tmp_path: 
     xml = Engine(work_dir=trained_run.work_dir).export(explain=True)
     work_dir = tmp_path / "bf16"
     assert main(["explain", "--checkpoint", str(xml), "--data_root", str(trained_run.data_root),
-                 "--work_dir", str(work_dir), "--dump", "True", "--ir_precision", "bf16"]) == 0
+                 "--work_dir", str(work_dir), "--dump", "True", "--ir_precision", "bf16",
+                 "--ir.performance_hint", "latency"]) == 0
     index = json.loads(((work_dir / ".latest" / "explain").resolve() / "explain_index.json").read_text())
     assert index["runtime"]["backend"] == "openvino" and index["runtime"]["precision"] == "bf16"
+    # the flag's hint, on every compiled form, as the plugin reported it
+    assert index["runtime"]["performance_hint"] == "latency"
+    assert set(index["runtime"]["compiled_hints"].values()) == {"LATENCY"}
     # what the plugin compiled: bf16 where the CPU has bf16 instructions (this machine), else f32
     assert index["runtime"]["compiled_precision"] in ("bf16", "f32")
     assert index["summary"]["explained"] > 0

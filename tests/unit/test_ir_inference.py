@@ -74,9 +74,44 @@ def test_precision_is_explicit_and_recorded(exported: dict[bool, Path]) -> None:
     assert ir.precision == "f32"
     info = ir.runtime_info
     assert info["precision"] == info["compiled_precision"] == "f32"
-    assert info["num_requests"] >= 1 and info["performance_hint"] == "THROUGHPUT"
+    assert info["num_requests"] >= 2 and info["performance_hint"] == "auto"
     with pytest.raises(IRError, match="unknown IR precision 'f16'"):
         IRModel(exported[True], precision="f16")
+
+
+def _plugin_hints(ir: IRModel, batches: list[int]) -> dict[str, str]:
+    """PERFORMANCE_HINT and NUM_STREAMS as the CPU plugin reports them for each batch size's compiled form."""
+    return {str(batch): (str(ir.forms.for_batch(batch).compiled.get_property("PERFORMANCE_HINT")),
+                         int(ir.forms.for_batch(batch).compiled.get_property("NUM_STREAMS"))) for batch in batches}
+
+
+def test_auto_hint_compiles_one_image_for_latency_and_batches_for_throughput(exported: dict[bool, Path]) -> None:
+    ir = IRModel(exported[True])
+    reported = _plugin_hints(ir, [1, 4])
+    assert reported["1"] == ("LATENCY", 1)  # one stream: both cores on the one image
+    assert reported["4"][0] == "THROUGHPUT" and reported["4"][1] >= 1
+    assert str(ir.compiled.get_property("PERFORMANCE_HINT")) == "THROUGHPUT"  # the dynamic form: any batch
+    assert ir.runtime_info["compiled_hints"] == {"dynamic": "THROUGHPUT", "1": "LATENCY", "4": "THROUGHPUT"}
+    image = make_batches()[1]["images"].numpy()
+    np.testing.assert_allclose(ir.infer(image)["logits"],  # the same logits on either form
+                               IRModel(exported[True], performance_hint="throughput").infer(image)["logits"],
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hint", ["latency", "throughput"])
+def test_hint_override_compiles_every_form_so(exported: dict[bool, Path], hint: str) -> None:
+    ir = IRModel(exported[True], performance_hint=hint)
+    reported = _plugin_hints(ir, [1, 4])
+    assert {name: value[0] for name, value in reported.items()} == {"1": hint.upper(), "4": hint.upper()}
+    assert ir.runtime_info["performance_hint"] == hint
+    assert set(ir.runtime_info["compiled_hints"].values()) == {hint.upper()}
+    if hint == "latency":
+        assert all(streams == 1 for _, streams in reported.values())
+
+
+def test_unknown_hint_is_one_line(exported: dict[bool, Path]) -> None:
+    with pytest.raises(IRError, match="unknown IR performance hint 'fast': use one of auto, latency, throughput"):
+        IRModel(exported[True], performance_hint="fast")
 
 
 def test_ir_without_xai_outputs_raises_one_line(exported: dict[bool, Path]) -> None:

@@ -12,6 +12,7 @@ from otx_xai.engine.explain_choice import BlackBoxChoice, black_box_module, chec
 from otx_xai.engine.progress import image_bar
 from otx_xai.engine.runtime_record import openvino_runtime, torch_runtime
 from otx_xai.engine.workdir import new_run_dir
+from otx_xai.errors import UserError
 from otx_xai.explain.black_box.predict import predict_black_box
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.registry import is_black_box
@@ -50,6 +51,7 @@ class ExplainMixin:
         ir_options: ForeignIROptions | None = None,
         explain_method: str = "auto",
         black_box: BlackBoxConfig | None = None,
+        ir_performance_hint: str = "auto",
         **trainer_kwargs: Any,
     ) -> list[ImageExplanation]:
         """Predict and explain the test subset (or every image of an unlabelled folder).
@@ -61,6 +63,9 @@ class ExplainMixin:
         images its index does not hold yet are explained, and the index is completed.
         ``ir_precision`` is the OpenVINO CPU inference precision of an IR ("f32", exact, or "bf16"); the
         index header records what ran (``runtime``: backend, version, precision, threads or requests).
+        ``ir_performance_hint`` compiles an IR for a workload: "auto" (the LATENCY hint for batches of
+        one image, THROUGHPUT for larger ones, the black-box methods' perturbed batches included),
+        "latency" or "throughput" (every batch size); ``runtime.compiled_hints`` records what ran.
         ``ir_options`` give the labels and preprocessing of an IR otx_xai did not export (the ``--ir.*``
         flags; what they leave out is read from the IR's rt_info); Recipro-CAM is inserted into its graph.
         ``trainer_kwargs`` (``devices``, ``strategy``, ``num_nodes``, ``accelerator``) go to the
@@ -81,12 +86,15 @@ class ExplainMixin:
                 raise ValueError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
                                  "or pass a .ckpt")
             return self._explain_ir(config, dump, keep_results, audit, resume, ir_precision, ir_options,
-                                    explain_method, black_box)
+                                    explain_method, black_box, ir_performance_hint)
         if ir_options is not None and ir_options != ForeignIROptions():
             raise ValueError("the --ir.* flags describe an .xml IR otx_xai did not export: drop them for a .ckpt")
         if ir_precision != "f32":
             raise ValueError(f"ir_precision={ir_precision!r} applies to an .xml IR: a checkpoint explains in "
                              "torch at its own precision (drop the flag or pass an IR)")
+        if ir_performance_hint != "auto":
+            raise UserError(f"ir_performance_hint={ir_performance_hint!r} applies to an .xml IR: drop "
+                            "--ir.performance_hint for a .ckpt or pass an IR")
         model, choice = checkpoint_method(self.model, explain_method, black_box)
         info = model_info(model)
         evaluator = build_evaluator(audit, model, None, self.recipe.data.preprocess(), info.multilabel,
@@ -147,13 +155,16 @@ class ExplainMixin:
     def _explain_ir(
         self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions, resume: bool,
         precision: str, ir_options: ForeignIROptions | None, explain_method: str, black_box: BlackBoxConfig,
+        hint: str = "auto",
     ) -> list[ImageExplanation]:
         white_box = {*XAI_OUTPUTS, BOX_SALIENCY_MAP}
         skip = unread_outputs(config) | (white_box if is_black_box(explain_method) else set())
-        ir = IRModel(self.checkpoint, precision=precision, skip_outputs=skip, foreign=ir_options)
+        ir = IRModel(self.checkpoint, precision=precision, skip_outputs=skip, foreign=ir_options,
+                     performance_hint=hint)
         choice = ir_method(ir, explain_method, black_box)
         if choice is not None and white_box & set(ir.output_names):  # black-box: plain outputs only
-            ir = IRModel(self.checkpoint, precision=precision, skip_outputs=white_box, foreign=ir_options)
+            ir = IRModel(self.checkpoint, precision=precision, skip_outputs=white_box, foreign=ir_options,
+                         performance_hint=hint)
         datamodule = self._ir_datamodule(ir)
         self._check_ir_labels(ir, datamodule)
         info = ir.model_info

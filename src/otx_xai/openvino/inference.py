@@ -14,7 +14,7 @@ from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.batch_readers import build_prediction_batch
 from otx_xai.explain.entity import ModelInfo, PredictionBatch
 from otx_xai.openvino.compile_passes import fuse_uint8_casts, remove_outputs
-from otx_xai.openvino.compiled_forms import MAX_STATIC_BATCHES, CompiledForm, CompiledForms
+from otx_xai.openvino.compiled_forms import MAX_STATIC_BATCHES, PERFORMANCE_HINTS, CompiledForm, CompiledForms
 from otx_xai.openvino.foreign_ir import prepare_foreign_model
 from otx_xai.openvino.foreign_metadata import ForeignIROptions, foreign_metadata
 from otx_xai.openvino.metadata import XAI_OUTPUTS, read_metadata
@@ -34,9 +34,12 @@ class IRModel:
 
     ``precision`` is the CPU plugin's inference precision, chosen explicitly because the plugin's own
     default follows the processor (bf16 where it has bf16 instructions): "f32" (exact, the default) or
-    "bf16" (faster where supported; maps may differ by several grey levels). The model is compiled with
-    the THROUGHPUT hint, and ``predict`` keeps ``num_requests`` infer requests in flight (default: the
-    plugin's optimal number, one per stream) so every core works, yielding results in input order.
+    "bf16" (faster where supported; maps may differ by several grey levels). ``performance_hint`` "auto"
+    compiles a batch of one image with the LATENCY hint (one stream using every core) and larger batches
+    with the THROUGHPUT hint (a stream per core or two); "latency" or "throughput" compiles every batch
+    size so (``compiled_forms.hint_for``). ``predict`` keeps ``num_requests`` infer requests in flight
+    (default: the throughput form's optimal number, one per stream, and at least two, so a request is
+    queued while the previous one's outputs are read), yielding results in input order.
     ``skip_outputs`` names outputs not to compute (names the IR lacks are ignored): they are left out of
     the compiled model, and so is whatever only they need, e.g. ``feature_map``'s reorder to NCHW (2-3 %
     of a mobilenet_v3_small at batch 1). ``ir_output_names`` still lists every output of the IR.
@@ -53,10 +56,13 @@ class IRModel:
     def __init__(
         self, xml_path: str | Path, precision: str = "f32", device: str = "CPU", num_requests: int | None = None,
         skip_outputs: Collection[str] = (), max_static_batches: int = MAX_STATIC_BATCHES,
-        foreign: ForeignIROptions | None = None,
+        foreign: ForeignIROptions | None = None, performance_hint: str = "auto",
     ) -> None:
         if precision not in PRECISIONS:
             raise IRError(f"unknown IR precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        if performance_hint not in PERFORMANCE_HINTS:
+            raise IRError(f"unknown IR performance hint {performance_hint!r}: use one of "
+                          f"{', '.join(PERFORMANCE_HINTS)}")
         if num_requests is not None and num_requests < 1:
             raise IRError(f"num_requests={num_requests} must be a positive integer (or None for the optimum)")
         self.path = Path(xml_path)
@@ -88,21 +94,24 @@ class IRModel:
         self.output_names = [port.get_any_name() for port in model.outputs]
         self.precision = precision
         self.device = device
-        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "THROUGHPUT"}
-        self.forms = CompiledForms(core, model, device, config, max_static=max_static_batches)
+        self.performance_hint = performance_hint
+        self.forms = CompiledForms(core, model, device, {"INFERENCE_PRECISION_HINT": precision},
+                                   max_static=max_static_batches, hint=performance_hint)
         self.compiled = self.forms.dynamic.compiled
         optimal = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self.num_requests = num_requests or max(1, optimal)
+        self.num_requests = num_requests or max(2, optimal)
 
     @property
     def runtime_info(self) -> dict[str, Any]:
-        """How the IR runs, for run records: device, precision actually compiled, hint, requests, streams,
-        the outputs it computes, the batch sizes compiled with static shapes so far and their bound."""
+        """How the IR runs, for run records: device, precision actually compiled, the hint asked for and
+        the one each compiled form reports (``compiled_hints``: "dynamic" and each static batch size),
+        requests, streams, the outputs it computes, the static batch sizes so far and their bound."""
         return {
             "device": self.device,
             "precision": self.precision,
             "compiled_precision": _type_name(self.compiled.get_property("INFERENCE_PRECISION_HINT")),
-            "performance_hint": "THROUGHPUT",
+            "performance_hint": self.performance_hint,
+            "compiled_hints": self.forms.compiled_hints(),
             "num_requests": self.num_requests,
             "num_streams": int(self.compiled.get_property("NUM_STREAMS")),
             "outputs": list(self.output_names),
