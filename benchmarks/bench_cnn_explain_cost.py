@@ -43,7 +43,7 @@ from _speed import (
 )
 from _tables import markdown_table
 from _timing import Work
-from otx_xai.explain.methods.recipro_cam import ReciproCAM
+from otx_xai.explain.methods.forward.recipro_cam import ReciproCAM
 from otx_xai.models.classification import ImageClassifier
 from otx_xai.openvino.inference import IRModel
 

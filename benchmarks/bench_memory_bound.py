@@ -35,8 +35,8 @@ from _inputs import calibrate_batchnorm_, random_images
 from _machine import header, set_torch_threads
 from _rss import peak_rss_mib, reset_peak_rss, rss_mib
 from _tables import markdown_table
-from otx_xai.explain.methods.recipro_cam import ReciproCAM
-from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM
+from otx_xai.explain.methods.forward.recipro_cam import ReciproCAM
+from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM
 from otx_xai.models.vit import VisionTransformerClassifier
 
 UNBOUNDED = 10**9

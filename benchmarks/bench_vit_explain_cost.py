@@ -35,7 +35,7 @@ from _speed import (
 )
 from _tables import markdown_table
 from _timing import Work
-from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAMDirect
+from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAMDirect
 from otx_xai.models.vit import VisionTransformerClassifier
 from otx_xai.openvino.inference import IRModel
 

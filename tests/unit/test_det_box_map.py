@@ -7,7 +7,7 @@ import torch
 
 from conftest import iou
 from otx_xai.data.shapes import SHAPE_CLASSES
-from otx_xai.explain.methods.det_box_map import DetBoxProbabilityMap
+from otx_xai.explain.methods.forward.det_box_map import DetBoxProbabilityMap
 from otx_xai.explain.saliency import normalize_to_uint8
 from otx_xai.models.det_postprocess import Detections, frozen_size
 from otx_xai.models.detection import SingleStageDetector

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.explain.methods.det_class_prob_map import DetClassProbabilityMap
+from otx_xai.explain.methods.forward.det_class_prob_map import DetClassProbabilityMap
 
 
 def bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import torch
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.config import ExplainConfig, TargetExplainGroup
 from otx_xai.explain.entity import ImageInfo, ModelInfo, classification_batch
-from otx_xai.explain.methods.eigen_cam import EigenCAM
+from otx_xai.explain.methods.forward.eigen_cam import EigenCAM
 from otx_xai.explain.saliency import MAP_PER_IMAGE, select_maps
 from otx_xai.models.classification import ImageClassifier
 from otx_xai.models.vit import VisionTransformerClassifier

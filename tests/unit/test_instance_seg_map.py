@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.explain.methods.instance_seg_map import InstSegMaskMap
+from otx_xai.explain.methods.forward.instance_seg_map import InstSegMaskMap
 
 
 def reference_maps(masks: np.ndarray, scores: np.ndarray, labels: np.ndarray, num_classes: int,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from otx_xai.explain.methods.recipro_cam import ReciproCAM, pointwise_layers
+from otx_xai.explain.methods.forward.recipro_cam import ReciproCAM, pointwise_layers
 from otx_xai.models.classification import ImageClassifier
 
 LABELS = ["circle", "square", "triangle"]

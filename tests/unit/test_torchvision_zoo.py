@@ -14,7 +14,7 @@ import torchvision
 from torchvision.models import list_models
 
 from otx_xai.data.datamodule import DataConfig
-from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAMDirect
+from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAMDirect
 from otx_xai.models.classification import ImageClassifier
 from otx_xai.openvino.export import export_ir
 

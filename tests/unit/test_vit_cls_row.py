@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.models.vision_transformer import EncoderBlock
 
-from otx_xai.explain.methods.vit_cls_row import block_inputs, check_encoder_block, real_cls_row
+from otx_xai.explain.methods.forward.vit_cls_row import block_inputs, check_encoder_block, real_cls_row
 from otx_xai.models.vit import VisionTransformerClassifier
 
 TINY = {"image_size": 32, "patch_size": 8, "num_layers": 2, "num_heads": 2, "hidden_dim": 32, "mlp_dim": 64}

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.explain.methods.vit_cls_row import block_inputs
-from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM, ViTReciproCAMDirect, copy_masks, kept_slots
+from otx_xai.explain.methods.forward.vit_cls_row import block_inputs
+from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM, ViTReciproCAMDirect, copy_masks, kept_slots
 from otx_xai.models.classification import class_scores
 from otx_xai.models.vit import VisionTransformerClassifier
 

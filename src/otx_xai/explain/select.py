@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from otx_xai.explain.methods.activation_map import ActivationMap
 from otx_xai.explain.methods.base import ExplainAlgo
-from otx_xai.explain.methods.eigen_cam import EigenCAM
+from otx_xai.explain.methods.forward.activation_map import ActivationMap
+from otx_xai.explain.methods.forward.eigen_cam import EigenCAM
 
 log = logging.getLogger(__name__)
 

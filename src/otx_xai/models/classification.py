@@ -11,9 +11,9 @@ from torch import Tensor, nn
 from torchvision.models import VisionTransformer
 
 from otx_xai.explain.methods.base import ExplainAlgo
-from otx_xai.explain.methods.recipro_cam import ReciproCAM, pointwise_layers
-from otx_xai.explain.methods.vit_cls_row import check_encoder_block
-from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM
+from otx_xai.explain.methods.forward.recipro_cam import ReciproCAM, pointwise_layers
+from otx_xai.explain.methods.forward.vit_cls_row import check_encoder_block
+from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM
 from otx_xai.explain.select import choose_method, class_agnostic_explainer
 from otx_xai.models.backbones import FeatureTap, build_torchvision, split_cnn, with_linear_head
 from otx_xai.models.base import ExplainableModel, batch_images

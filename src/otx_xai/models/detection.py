@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.explain.methods.det_box_map import DetBoxProbabilityMap
-from otx_xai.explain.methods.det_class_prob_map import DetClassProbabilityMap
+from otx_xai.explain.methods.forward.det_box_map import DetBoxProbabilityMap
+from otx_xai.explain.methods.forward.det_class_prob_map import DetClassProbabilityMap
 from otx_xai.models.base import batch_images
 from otx_xai.models.det_postprocess import Detections, detect
 from otx_xai.models.detectors import HeadResult, build_detector

@@ -21,7 +21,7 @@ from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
-from otx_xai.explain.methods.instance_seg_map import InstSegMaskMap
+from otx_xai.explain.methods.forward.instance_seg_map import InstSegMaskMap
 from otx_xai.models.base import batch_images
 from otx_xai.models.maskrcnn_builders import build_maskrcnn
 from otx_xai.models.maskrcnn_inference import InstancePredictions, predict_instances

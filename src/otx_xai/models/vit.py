@@ -6,8 +6,8 @@ from torch import Tensor
 from torchvision.models import VisionTransformer
 
 from otx_xai.explain.methods.base import ExplainAlgo
-from otx_xai.explain.methods.vit_cls_row import check_encoder_block
-from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM
+from otx_xai.explain.methods.forward.vit_cls_row import check_encoder_block
+from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM
 from otx_xai.explain.select import choose_method, class_agnostic_explainer
 from otx_xai.models.classification import ClassifierModel
 from otx_xai.models.vit_forward import tokens_before_last_block, vit_forward_explain, vit_logits

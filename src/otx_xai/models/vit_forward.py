@@ -12,8 +12,8 @@ from torch import Tensor, nn
 from torchvision.models import VisionTransformer
 
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.explain.methods.vit_cls_row import BlockInputs, block_inputs, real_cls_row
-from otx_xai.explain.methods.vit_recipro_cam import ViTReciproCAM, grid_size
+from otx_xai.explain.methods.forward.vit_cls_row import BlockInputs, block_inputs, real_cls_row
+from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM, grid_size
 from otx_xai.tracing import frozen_size
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from otx_xai.explain.methods.base import ExplainAlgo
-from otx_xai.explain.methods.vit_cls_row import (
+from otx_xai.explain.methods.forward.vit_cls_row import (
     BlockInputs,
     attention_weights,
     block_inputs,

@@ -1,0 +1,1 @@
+"""Gradient methods, one file per method (the Grad-CAM family, I-GOS)."""
