@@ -34,7 +34,7 @@ from otx_xai.data.image_io import read_image_rgb
 from otx_xai.data.shapes import make_classification_shapes
 from otx_xai.engine.tasks import build_datamodule
 from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.registry import black_box_method
+from otx_xai.explain.black_box.protocol import black_box_method
 from otx_xai.explain.black_box.runners import ir_runner
 from otx_xai.explain.pointing import ground_truth_hits
 from otx_xai.openvino.inference import IRModel

@@ -34,7 +34,7 @@ from otx_xai.engine.tasks import build_datamodule
 from otx_xai.explain.batch_readers import build_prediction_batch
 from otx_xai.explain.black_box.detection_score import iou_matrix
 from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.registry import black_box_method
+from otx_xai.explain.black_box.protocol import black_box_method
 from otx_xai.explain.black_box.runners import ir_runner
 from otx_xai.explain.box_maps import peak_in_box
 from otx_xai.explain.pointing import ground_truth_hits

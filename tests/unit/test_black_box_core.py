@@ -10,7 +10,7 @@ from otx_xai.explain.black_box.aise import aise_saliency, gaussian_kernels
 from otx_xai.explain.black_box.direct import DirectSearch
 from otx_xai.explain.black_box.masks import rise_masks
 from otx_xai.explain.black_box.presets import BlackBoxConfig, Preset
-from otx_xai.explain.black_box.registry import black_box_method, black_box_names
+from otx_xai.explain.black_box.protocol import black_box_method, black_box_names
 from otx_xai.explain.black_box.runners import torch_runner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo

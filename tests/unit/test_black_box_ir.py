@@ -16,7 +16,7 @@ from torch import nn
 from otx_xai import Engine
 from otx_xai.data.shapes import SHAPE_CLASSES, make_classification_shapes
 from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.registry import black_box_method
+from otx_xai.explain.black_box.protocol import black_box_method
 from otx_xai.explain.black_box.runners import ir_runner, torch_runner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo

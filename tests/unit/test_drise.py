@@ -8,10 +8,12 @@ import torch
 
 from conftest import iou
 from otx_xai.data.shapes import SHAPE_CLASSES
-from otx_xai.explain.black_box.detection import DetectionAISE, DetectionDRISE, with_box_maps
+from otx_xai.explain.black_box.detection import with_box_maps
 from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.registry import black_box_method, black_box_names
+from otx_xai.explain.black_box.protocol import black_box_method, black_box_names
 from otx_xai.explain.black_box.runners import torch_runner
+from otx_xai.explain.methods.perturbation.aise import DetectionAISE
+from otx_xai.explain.methods.perturbation.drise import DetectionDRISE
 from otx_xai.models.detection import SingleStageDetector
 
 

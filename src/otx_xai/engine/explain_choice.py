@@ -6,9 +6,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from otx_xai.audit.setup import BlackBoxAudit
+from otx_xai.errors import UserError
 from otx_xai.explain.black_box.module import BlackBoxModule
 from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.registry import BlackBoxMethod, black_box_method, black_box_names, is_black_box
+from otx_xai.explain.black_box.protocol import BlackBoxMethod, black_box_method, black_box_names, is_black_box
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.select import ACTIVATION_MAP, explain_time_method
@@ -42,13 +43,13 @@ def checkpoint_method(model: Any, requested: str, black_box: BlackBoxConfig) -> 
     hparams = _hparams(model)
     has_white_box = own != ACTIVATION_MAP or hparams.get("explain_method") == ACTIVATION_MAP
     name = explain_time_method(str(hparams.get("backbone", type(model).__name__)), task, requested, own,
-                               has_white_box)
+                               has_white_box, backend="checkpoint")
     if is_black_box(name):
         return model, BlackBoxChoice(black_box_method(task, name, black_box), black_box)
     if name == own:
         return model, None
     if "explain_method" not in hparams:
-        raise ValueError(f"{type(model).__name__} explains with {own} only: use auto, {own} or a black-box "
+        raise UserError(f"{type(model).__name__} explains with {own} only: use auto, {own} or a black-box "
                          f"method ({', '.join(black_box_names(task))})")
     clone = type(model)(**{**hparams, "explain_method": name, "weights": None})
     clone.load_state_dict(model.state_dict())
@@ -67,12 +68,13 @@ def ir_method(ir: Any, requested: str, black_box: BlackBoxConfig) -> BlackBoxCho
     info = ir.model_info
     has_white_box = (ir.has_xai_outputs and getattr(ir, "explain_unavailable", None) is None
                      and info.explain_method != ACTIVATION_MAP)
-    name = explain_time_method(ir.path.name, info.task, requested, info.explain_method, has_white_box)
+    name = explain_time_method(ir.path.name, info.task, requested, info.explain_method, has_white_box,
+                               backend="ir")
     if is_black_box(name):
         return BlackBoxChoice(black_box_method(info.task, name, black_box), black_box)
     ir.require_xai_outputs()
     if name != info.explain_method:
-        raise ValueError(f"{ir.path} was exported with {info.explain_method} maps, not {name}: use auto, a "
+        raise UserError(f"{ir.path} was exported with {info.explain_method} maps, not {name}: use auto, a "
                          f"black-box method ({', '.join(black_box_names(info.task))}) or export a model built "
                          f"with explain_method {name}")
     return None

@@ -15,7 +15,7 @@ from otx_xai.engine.workdir import new_run_dir
 from otx_xai.errors import UserError
 from otx_xai.explain.black_box.predict import predict_black_box
 from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.registry import is_black_box
+from otx_xai.explain.black_box.protocol import is_black_box
 from otx_xai.explain.black_box.runners import ir_runner
 from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig

@@ -1,69 +1,82 @@
-"""Which explain algorithm a model gets: chosen by model type, or requested and checked."""
+"""Which explain method a model gets: chosen by model type, or requested and checked against the registry."""
 
 from __future__ import annotations
 
 import logging
 
+from otx_xai.errors import UserError
 from otx_xai.explain.methods.base import ExplainAlgo
-from otx_xai.explain.methods.forward.activation_map import ActivationMap
-from otx_xai.explain.methods.forward.eigen_cam import EigenCAM
+from otx_xai.explain.registry import MethodSpec, load_entry, method_spec, methods
 
 log = logging.getLogger(__name__)
 
 ACTIVATION_MAP = "ActivationMap"
 EIGEN_CAM = "EigenCAM"
-CLASS_AGNOSTIC = [ACTIVATION_MAP, EIGEN_CAM]  # one map per image, filling every class channel
-BY_MODEL_TYPE = {
+BY_MODEL_TYPE = {  # a model kind's own method: it needs the model's structure (a cut, a ViT's last block)
     "cnn": "ReciproCAM",
     "vit": "ViTReciproCAM",
     "single_stage_detector": "DetClassProbabilityMap",
     "mask_rcnn": "InstSegMaskAggregation",
 }
+TASK_OF_MODEL_TYPE = {"cnn": "classification", "vit": "classification", "single_stage_detector": "detection",
+                      "mask_rcnn": "instance_segmentation"}
+WHITE_BOX_FAMILIES = ("forward", "gradient")  # built into the model's explain forward
+DEFAULT_BLACK_BOX = "AISE"  # the guide's black-box default: fewer inferences than RISE
+
+
+def _names(specs: list[MethodSpec]) -> list[str]:
+    return [spec.name for spec in specs]
+
+
+def white_box_methods(task: str, backend: str | None = None) -> list[MethodSpec]:
+    """The forward and gradient methods of ``task`` (built into a model's explain forward)."""
+    return [spec for spec in methods(task=task, backend=backend) if spec.family in WHITE_BOX_FAMILIES]
+
+
+def model_agnostic_methods(task: str) -> list[str]:
+    """White-box methods any model of ``task`` can run once its feature map is found (not one model
+    kind's own method, such as Recipro-CAM for CNNs)."""
+    specific = set(BY_MODEL_TYPE.values())
+    return [name for name in _names(white_box_methods(task)) if name not in specific]
 
 
 def choose_method(model_name: str, requested: str, cut: bool = True, kind: str = "cnn") -> str:
     """The algorithm for a model of ``kind``: its specific one when ``cut`` (it can run it), else the
     Activation Map with a warning; a requested method the model cannot run is a one-line error.
-    Classifiers (``cnn``, ``vit``) also run the class-agnostic Eigen-CAM on request."""
+    Classifiers also run the registry's other class-agnostic forward methods (Eigen-CAM) on request."""
     specific = BY_MODEL_TYPE[kind]
-    agnostic = CLASS_AGNOSTIC if kind in ("cnn", "vit") else [ACTIVATION_MAP]
+    agnostic = model_agnostic_methods(TASK_OF_MODEL_TYPE[kind])
     allowed = [specific, *agnostic] if cut else agnostic
     if requested == "auto":
         if not cut:
             log.warning("%s has no %s support: falling back to the Activation Map (class-agnostic)",
                         model_name, specific)
-        return allowed[0]
+        return specific if cut else ACTIVATION_MAP
     if requested not in allowed:
-        raise ValueError(f"explain_method {requested!r} is not supported for {model_name}: "
-                         f"use auto or one of {', '.join(allowed)}")
+        raise UserError(f"explain_method {requested!r} is not supported for {model_name}: "
+                        f"use auto or one of {', '.join(allowed)}")
     return requested
 
 
-WHITE_BOX_BY_TASK = {"classification": ["ReciproCAM", "ViTReciproCAM", *CLASS_AGNOSTIC],
-                     "detection": ["DetClassProbabilityMap"], "instance_segmentation": ["InstSegMaskAggregation"]}
-DEFAULT_BLACK_BOX = "AISE"  # the guide's black-box default: fewer inferences than RISE
-
-
-def explain_time_method(model_name: str, task: str, requested: str, own: str, has_white_box: bool) -> str:
+def explain_time_method(model_name: str, task: str, requested: str, own: str, has_white_box: bool,
+                        backend: str | None = None) -> str:
     """The method an explain run uses (``--explain_method``): ``auto`` keeps the model's own white-box
     method, or, for a model with none (the Activation Map fallback, an IR without XAI outputs), uses
-    AISE with a warning; a named method must be one the task supports (one-line error otherwise)."""
-    from otx_xai.explain.black_box.registry import black_box_names
-
-    black_box = black_box_names(task)
+    AISE with a warning; a named method must be one the registry lists for the task (and ``backend``,
+    ``checkpoint`` or ``ir``, when given): a one-line error naming them otherwise."""
+    available = _names(methods(task=task, backend=backend))
     if requested == "auto":
-        if has_white_box or DEFAULT_BLACK_BOX not in black_box:
+        if has_white_box or DEFAULT_BLACK_BOX not in available:
             return own
         log.warning("%s has no white-box explain method: explaining with %s (black-box, perturbation-based) "
                     "instead of the Activation Map", model_name, DEFAULT_BLACK_BOX)
         return DEFAULT_BLACK_BOX
-    allowed = [*WHITE_BOX_BY_TASK.get(task, []), *black_box]
-    if requested not in allowed:
-        raise ValueError(f"explain_method {requested!r} is not supported for {task}: use auto or one of "
-                         f"{', '.join(allowed)}")
+    if requested not in available:
+        raise UserError(f"explain_method {requested!r} is not supported for {task}: use auto or one of "
+                        f"{', '.join(available)}")
     return requested
 
 
 def class_agnostic_explainer(method: str) -> ExplainAlgo:
-    """The module computing a class-agnostic ``method`` (ActivationMap, EigenCAM) from a feature map."""
-    return EigenCAM() if method == EIGEN_CAM else ActivationMap()
+    """The module computing a class-agnostic ``method`` (ActivationMap, EigenCAM, ...) from a feature map."""
+    return load_entry(method_spec(method))()

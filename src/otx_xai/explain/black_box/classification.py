@@ -1,22 +1,14 @@
-"""RISE and AISE for classifiers: class scores (softmax, or sigmoid for multilabel) of perturbed inputs.
+"""What the black-box methods share on classifiers: class scores (softmax, or sigmoid for multilabel) of
+perturbed inputs, the classes a per-target method explains, float maps as uint8 maps.
 
-RISE explains every class at once (one set of masks serves them all). AISE searches per target class:
-every class for the ALL target group, else the predicted labels and the top class (the one the audit
-metrics judge); the other channels are left at zero.
+The methods themselves live in ``explain/methods/perturbation/`` (RISE, AISE, ...).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
-from otx_xai.explain.black_box.aise import aise_saliency
-from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.registry import register
-from otx_xai.explain.black_box.rise import RiseMaskedMethod, rise_saliency
-from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig, TargetExplainGroup
 from otx_xai.explain.entity import ModelInfo, softmax
 from otx_xai.explain.methods.base import normalize_map
@@ -43,59 +35,3 @@ def explained_classes(scores: np.ndarray, model: ModelInfo, config: ExplainConfi
     if not model.multilabel:
         return [top]
     return sorted({top, *(int(i) for i in np.flatnonzero(scores > config.predicted_maps_conf_thr))})
-
-
-class ClassificationRISE(RiseMaskedMethod):
-    """RISE over a classifier; the masks are made once per input size (and seed)."""
-
-    name = "RISE"
-
-    def __init__(self, config: BlackBoxConfig) -> None:
-        self.config = config
-
-    def explain(self, images: np.ndarray, run: ModelRunner, model: ModelInfo, config: ExplainConfig,
-                targets: list[list[int]] | None = None) -> dict[str, np.ndarray]:
-        outputs = run(images)
-        masks = self.masks((int(images.shape[-2]), int(images.shape[-1])))
-
-        def score_fn(perturbed: np.ndarray) -> np.ndarray:
-            return class_scores(run(perturbed)["logits"], model.multilabel)
-
-        chunk = self.config.batch_size * CALLS_IN_FLIGHT
-        maps = np.stack([rise_saliency(image, score_fn, masks, chunk) for image in images])
-        return {**outputs, "saliency_map": to_uint8_maps(maps)}
-
-
-class ClassificationAISE:
-    """AISE over a classifier, per explained class."""
-
-    name = "AISE"
-
-    def __init__(self, config: BlackBoxConfig) -> None:
-        self.config = config
-
-    def settings(self) -> dict[str, Any]:
-        c = self.config
-        return {"method": self.name, "preset": c.preset, "iterations": c.aise_iterations,
-                "kernel_widths": list(c.aise_kernel_widths), "batch_size": c.batch_size,
-                "inferences_per_target": 2 * c.aise_iterations * len(c.aise_kernel_widths)}
-
-    def explain(self, images: np.ndarray, run: ModelRunner, model: ModelInfo, config: ExplainConfig,
-                targets: list[list[int]] | None = None) -> dict[str, np.ndarray]:
-        outputs = run(images)
-        scores = class_scores(outputs["logits"], model.multilabel)
-        maps = np.zeros((len(images), scores.shape[1], *images.shape[-2:]), dtype=np.float64)
-        for index, image in enumerate(images):
-            classes = targets[index] if targets is not None else explained_classes(scores[index], model, config)
-
-            def score_fn(perturbed: np.ndarray, classes: list[int] = classes) -> np.ndarray:
-                return class_scores(run(perturbed)["logits"], model.multilabel)[:, classes]
-
-            maps[index, classes] = aise_saliency(
-                image, score_fn, len(classes), self.config.aise_iterations, self.config.aise_kernel_widths,
-                max_images=self.config.batch_size * CALLS_IN_FLIGHT)
-        return {**outputs, "saliency_map": to_uint8_maps(maps)}
-
-
-register("classification", ClassificationRISE.name, ClassificationRISE)
-register("classification", ClassificationAISE.name, ClassificationAISE)

@@ -9,7 +9,7 @@ import lightning
 import torch
 from torch import Tensor
 
-from otx_xai.explain.black_box.registry import BlackBoxMethod
+from otx_xai.explain.black_box.protocol import BlackBoxMethod
 from otx_xai.explain.black_box.runners import torch_runner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from otx_xai.explain.batch_readers import build_prediction_batch
-from otx_xai.explain.black_box.registry import BlackBoxMethod
+from otx_xai.explain.black_box.protocol import BlackBoxMethod
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo, PredictionBatch

@@ -1,8 +1,10 @@
-"""The black-box methods by task and name: ``register`` adds one, ``black_box_method`` builds one.
+"""What a black-box (perturbation) method provides, and the method for a task by name.
 
 A method turns a batch of preprocessed images and a ModelRunner into the model's plain outputs plus
 ``saliency_map`` uint8 (B, K, h, w) (and whatever else its task's PredictionBatch reads), so everything
-downstream (sink, index, gallery, metrics) treats its maps like any other.
+downstream (sink, index, gallery, metrics) treats its maps like any other. Which methods exist, for which
+tasks, is declared in ``otx_xai.explain.registry`` (family ``perturbation``); each entry names a mapping
+``{task: factory}`` that ``black_box_method`` reads.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from otx_xai.errors import UserError
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
+from otx_xai.explain.registry import load_entry, method_spec, methods
+
+PERTURBATION = "perturbation"
 
 
 class BlackBoxMethod(Protocol):
-    """What a registered method provides."""
+    """What a perturbation method's factory builds."""
 
     name: str
 
@@ -33,37 +39,22 @@ class BlackBoxMethod(Protocol):
 
 
 MethodFactory = Callable[[BlackBoxConfig], BlackBoxMethod]
-REGISTRY: dict[str, dict[str, MethodFactory]] = {}
-
-
-def register(task: str, name: str, factory: MethodFactory) -> None:
-    """Make ``name`` available to ``explain_method`` for models of ``task``."""
-    REGISTRY.setdefault(task, {})[name] = factory
 
 
 def black_box_names(task: str | None = None) -> list[str]:
-    """The registered names for ``task`` (every task's when None)."""
-    _load_builtin()
-    tasks = [task] if task is not None else list(REGISTRY)
-    return list(dict.fromkeys(name for t in tasks for name in REGISTRY.get(t, {})))
+    """The perturbation methods for ``task`` (every task's when None), in registry order."""
+    return [spec.name for spec in methods(task=task, family=PERTURBATION)]
 
 
 def is_black_box(name: str) -> bool:
-    """Whether ``name`` is a black-box method for some task."""
+    """Whether ``name`` is a perturbation method (run through a ModelRunner, checkpoint or IR)."""
     return name in black_box_names()
 
 
 def black_box_method(task: str, name: str, config: BlackBoxConfig | None = None) -> BlackBoxMethod:
     """The method ``name`` for ``task``; a one-line error names the task's methods otherwise."""
-    _load_builtin()
-    methods = REGISTRY.get(task, {})
-    if name not in methods:
-        known = ", ".join(methods) or "none"
-        raise ValueError(f"black-box method {name!r} is not available for {task}: use one of {known}")
-    return methods[name](config or BlackBoxConfig())
-
-
-def _load_builtin() -> None:
-    """Import the modules that register the built-in methods (once); a task's module calls ``register``
-    at import time and is listed here."""
-    from otx_xai.explain.black_box import classification, detection  # noqa: F401
+    if name not in black_box_names(task):
+        known = ", ".join(black_box_names(task)) or "none"
+        raise UserError(f"black-box method {name!r} is not available for {task}: use one of {known}")
+    factories: dict[str, MethodFactory] = load_entry(method_spec(name))
+    return factories[task](config or BlackBoxConfig())

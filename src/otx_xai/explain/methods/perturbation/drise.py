@@ -1,0 +1,28 @@
+"""D-RISE (Petsiuk et al. 2021) on detectors: RISE's masks (``black_box/masks.py``, the same settings and
+seed as RISE) and RISE's estimate (``black_box/rise.py``: Σ_i w_i·M_i / Σ_i M_i) with w_i the box scores
+(``black_box/detection_score.py``) of the masked image — one pass of the masks explains every box of an
+image at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from otx_xai.explain.black_box.classification import CALLS_IN_FLIGHT
+from otx_xai.explain.black_box.detection import DetectionMethod
+from otx_xai.explain.black_box.detection_score import box_score_fn
+from otx_xai.explain.black_box.rise import RiseMaskedMethod, rise_saliency
+from otx_xai.explain.black_box.runners import ModelRunner
+
+
+class DetectionDRISE(RiseMaskedMethod, DetectionMethod):
+    """D-RISE over a detector; the masks are made once per input size (and seed)."""
+
+    name = "DRISE"
+
+    def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
+        masks = self.masks((int(image.shape[-2]), int(image.shape[-1])))
+        return rise_saliency(image, box_score_fn(run, boxes, labels), masks, self.config.batch_size * CALLS_IN_FLIGHT)
+
+
+FOR_TASK = {"detection": DetectionDRISE}
