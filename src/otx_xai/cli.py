@@ -16,6 +16,7 @@ from typing import Any
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from otx_xai.data.datamodule import DataConfig
+from otx_xai.errors import DEBUG_VARIABLE, UserError, internal_error_line, one_line, user_error_line
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.openvino.foreign_metadata import ForeignIROptions
@@ -207,23 +208,27 @@ def _configure_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``otx`` and ``otx-xai``: exit 0 on success, 2 for bad flags, 1 for bad input."""
+    """Entry point of ``otx`` and ``otx-xai``: exit 0 on success, 2 for bad flags, 1 for bad input
+    (a UserError: one line naming the problem and the fix), 3 for anything else, which is a bug of ours
+    (one line naming where; ``OTX_XAI_DEBUG=1`` re-raises it with its traceback)."""
     parser = build_parser()
     try:
         namespace = parser.parse_args(argv)
     except ArgumentError as error:
-        print(f"otx: error: {' '.join(line.strip() for line in str(error).strip().splitlines())}", file=sys.stderr)
+        print(f"otx: error: {one_line(str(error))}", file=sys.stderr)
         return 2
     stage = namespace.stage
     _configure_logging()
     try:
         return run(stage, namespace[stage])
-    except (ValueError, TypeError, OSError, KeyError) as error:
-        if os.environ.get("OTX_XAI_DEBUG"):
+    except Exception as error:
+        if os.environ.get(DEBUG_VARIABLE):
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"otx {stage}: error: {message}", file=sys.stderr)
-        return 1
+        if isinstance(error, UserError):
+            print(user_error_line(stage, error), file=sys.stderr)
+            return 1
+        print(internal_error_line(stage, error), file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

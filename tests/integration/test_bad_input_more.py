@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import openvino as ov
 import pytest
 
-import otx_xai.explain.sink as sink_module
 from conftest import RECIPES, TrainedRun, assert_clean_failure
 from otx_xai import Engine
 from otx_xai.cli import main
-from otx_xai.explain.dump import SALIENCY_DIR, atomic_write_bytes
+from otx_xai.explain.dump import SALIENCY_DIR
 
 
 def _fails(args: list, capfd: pytest.CaptureFixture, *words: str) -> str:
@@ -73,24 +73,27 @@ def test_ir_with_fp16_weights_explains_like_the_f32_ir(trained_run: TrainedRun, 
 def test_write_error_mid_dump_leaves_nothing_half_written(trained_run: TrainedRun, tmp_path: Path,
                                                           capfd: pytest.CaptureFixture,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """A disk that fills up after a few files (our own writer patched): a one-line error, every file on disk
-    complete, no temp file, and --resume finishes the run."""
-    written = {"count": 0}
+    """A disk that fills up after a few files (the system call refuses with ENOSPC): a one-line error naming
+    the file and saying --resume True finishes the run, every file on disk complete, no temp file, and
+    --resume finishes the run."""
+    synced = {"count": 0}
+    real_fsync = os.fsync
 
-    def full_disk_after_five(path: Path, data: bytes) -> None:
-        if written["count"] >= 5:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        written["count"] += 1
-        atomic_write_bytes(path, data)
+    def full_disk_after_five(descriptor: int) -> None:
+        if synced["count"] >= 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        synced["count"] += 1
+        real_fsync(descriptor)
 
-    monkeypatch.setattr(sink_module, "atomic_write_bytes", full_disk_after_five)
+    monkeypatch.setattr(os, "fsync", full_disk_after_five)
     args = ["explain", "--config", trained_run.recipe, "--checkpoint", trained_run.checkpoint, "--data_root",
             trained_run.data_root, "--work_dir", tmp_path / "ws", "--dump", "True"]
-    _fails(args, capfd, "No space left on device")
+    line = _fails(args, capfd, "No space left on device", "--resume True", str(tmp_path / "ws"))
+    monkeypatch.undo()
     run_dir = (tmp_path / "ws" / ".latest" / "explain").resolve()
+    assert str(run_dir) in line and ".tmp" not in line  # the file that could not be written, not a temp name
     assert not list(run_dir.rglob("*.tmp"))
     assert all(p.stat().st_size > 0 for p in (run_dir / SALIENCY_DIR).iterdir())
-    monkeypatch.undo()
     assert main([str(a) for a in [*args, "--resume", "True"]]) == 0
     index = json.loads((run_dir / "explain_index.json").read_text())
     assert index["summary"]["explained"] == len(index["images"]) > 0

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from otx_xai.errors import InterfaceError
+
 FLAG_ABOVE = 0.5
 
 
@@ -41,7 +43,7 @@ def head_modules(model: Any) -> list[torch.nn.Module]:
         return [model.head]
     if hasattr(model, "vit"):
         return [model.vit.heads]
-    raise TypeError(f"the sanity check needs a classifier head; {type(model).__name__} has none it knows")
+    raise InterfaceError(f"the sanity check needs a classifier head; {type(model).__name__} has none it knows")
 
 
 def randomized_head_copy(model: Any, seed: int = 0) -> Any:

@@ -9,11 +9,12 @@ from otx_xai.audit.evaluator import AuditEvaluator
 from otx_xai.audit.sanity import randomized_head_copy
 from otx_xai.audit.scorers import BlackBoxScorer, ImageScorer, IRScorer, TorchScorer
 from otx_xai.data.transforms import Preprocess
+from otx_xai.errors import UserError
 from otx_xai.explain.index_summary import gate_values
 from otx_xai.metrics import gate_failures
 
 
-class QualityGateError(ValueError):
+class QualityGateError(UserError):
     """An aggregate metric below its ``--fail_under`` bound; the maps and index are already written."""
 
 
@@ -62,12 +63,12 @@ def build_evaluator(
         return None
     metrics = list(dict.fromkeys([*options.metrics, *options.fail_under]))
     if "pointing_game" in metrics and not dataset_has_boxes(datamodule):
-        raise ValueError("pointing_game needs ground-truth boxes but the explained images have none: add a "
+        raise UserError("pointing_game needs ground-truth boxes but the explained images have none: add a "
                          "boxes.json (or COCO annotations) to the dataset, or drop pointing_game from --metrics")
     scorer: ImageScorer
     sanity: ImageScorer | None = None
     if ir is not None and options.sanity_check:
-        raise ValueError("--sanity_check re-explains with a randomized head: it needs a .ckpt, not an IR")
+        raise UserError("--sanity_check re-explains with a randomized head: it needs a .ckpt, not an IR")
     if black_box is not None:
         scorer = _black_box_scorer(black_box, model, ir, preprocess)
         if options.sanity_check:

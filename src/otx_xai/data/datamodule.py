@@ -11,6 +11,7 @@ from otx_xai.data.classification_records import read_classification_records
 from otx_xai.data.dataset import ImageDataset, collate
 from otx_xai.data.records import DatasetError, ImageRecord
 from otx_xai.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from otx_xai.errors import UserError
 
 
 @dataclass
@@ -29,19 +30,19 @@ class DataConfig:
     def __post_init__(self) -> None:
         size = self.input_size
         if not (isinstance(size, list | tuple) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
-            raise ValueError(f"input_size must be two positive integers [height, width], not {size!r}")
+            raise UserError(f"input_size must be two positive integers [height, width], not {size!r}")
         self.input_size = tuple(size)
         for name in ("mean", "std"):
             values = getattr(self, name)
             if not (isinstance(values, list | tuple) and len(values) == 3
                     and all(isinstance(v, int | float) for v in values)):
-                raise ValueError(f"{name} must be three numbers (R, G, B in 0..255 units), not {values!r}")
+                raise UserError(f"{name} must be three numbers (R, G, B in 0..255 units), not {values!r}")
         if any(v == 0 for v in self.std):
-            raise ValueError("std must not contain 0")
+            raise UserError("std must not contain 0")
         for name in ("batch_size", "num_workers", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (1 if name == "batch_size" else 0):
-                raise ValueError(f"{name} must be a {'positive' if name == 'batch_size' else 'non-negative'} "
+                raise UserError(f"{name} must be a {'positive' if name == 'batch_size' else 'non-negative'} "
                                  f"integer, not {value!r}")
 
     def preprocess(self) -> Preprocess:

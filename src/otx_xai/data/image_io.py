@@ -10,11 +10,13 @@ import cv2
 import numpy as np
 import PIL.Image
 
+from otx_xai.errors import UserError
+
 # A decoded image larger than this many pixels is read at a reduced scale (bounded memory).
 MAX_DECODED_PIXELS = 4096 * 4096
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError):
     """An image file that cannot be decoded; the message says which file and why."""
 
 

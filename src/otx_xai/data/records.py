@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from otx_xai.errors import UserError
+
 SUBSETS = ("train", "val", "test")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A data_root that cannot be used; the message names the problem and the fix."""
 
 

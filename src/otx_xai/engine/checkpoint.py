@@ -8,9 +8,10 @@ from typing import Any
 import torch
 
 from otx_xai.engine.recipe import ModelSpec, import_class
+from otx_xai.errors import UserError
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message names the problem and the fix."""
 
 

@@ -17,6 +17,7 @@ from otx_xai.engine.progress import trainer_progress
 from otx_xai.engine.recipe import ModelSpec, Recipe, build_model, load_recipe, model_label_names, recipe_from_dict
 from otx_xai.engine.tasks import build_datamodule
 from otx_xai.engine.workdir import latest_run, new_run_dir, point_latest, write_run_record
+from otx_xai.errors import UserError
 from otx_xai.explain.callback import PredictionCollector
 from otx_xai.explain.entity import PredictionBatch
 from otx_xai.explain.probes import ExplainProbesCallback
@@ -71,7 +72,7 @@ class BaseEngine:
     def datamodule(self) -> Any:
         if self._datamodule is None:
             if self.data_root is None:
-                raise ValueError("no data_root: pass --data_root (the dataset folder)")
+                raise UserError("no data_root: pass --data_root (the dataset folder)")
             self._datamodule = build_datamodule(self.recipe.task, self.data_root, self.recipe.data)
         return self._datamodule
 
@@ -82,7 +83,7 @@ class BaseEngine:
             if self.checkpoint and self.checkpoint.endswith(".ckpt"):
                 self._module = load_model(self.checkpoint, self.recipe.model, labels)
             elif labels is None:
-                raise ValueError(f"{self.data_root} has no labels and no checkpoint was given: pass --checkpoint "
+                raise UserError(f"{self.data_root} has no labels and no checkpoint was given: pass --checkpoint "
                                  "(or the labels of pretrained weights: --model.label_names_file)")
             else:
                 self._module = build_model(self.recipe.model, labels)
@@ -93,7 +94,7 @@ class BaseEngine:
         labels = self.datamodule.label_names or None
         named = model_label_names(self.recipe.model)
         if named is not None and labels and list(labels) != named:
-            raise ValueError(f"{self.data_root} has the labels {list(labels)[:5]}... but model.label_names_file "
+            raise UserError(f"{self.data_root} has the labels {list(labels)[:5]}... but model.label_names_file "
                              f"gives {named[:5]}...: drop label_names_file, or explain a folder of plain images")
         return named or labels
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ from otx_xai.engine.explain_choice import BlackBoxChoice, black_box_module, chec
 from otx_xai.engine.progress import image_bar
 from otx_xai.engine.runtime_record import openvino_runtime, torch_runtime
 from otx_xai.engine.workdir import new_run_dir
-from otx_xai.errors import UserError
+from otx_xai.errors import UserError, WriteError
 from otx_xai.explain.black_box.predict import predict_black_box
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.protocol import is_black_box
@@ -33,12 +36,32 @@ from otx_xai.report import write_contact_sheet, write_csv_index, write_gallery
 log = logging.getLogger(__name__)
 
 
+def _resume_hint(explain: Callable[..., Any]) -> Callable[..., Any]:
+    """A dumped run that cannot write a file (disk full) ends with a UserError naming the file and saying that
+    ``--resume True`` finishes the run: every file on disk is complete, the index holds what was done."""
+    signature = inspect.signature(explain)
+
+    @functools.wraps(explain)
+    def explain_with_hint(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return explain(*args, **kwargs)
+        except WriteError as error:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            output = bound.get("output")
+            if not (bound.get("dump") or getattr(output, "dump", False)):
+                raise
+            raise UserError(f"{error}, then rerun the same command with --resume True to finish the run") from None
+
+    return explain_with_hint
+
+
 class ExplainMixin:
     """Explain stages of an engine; needs ``model``, ``datamodule``, ``recipe``, ``_trainer``, ``_record``."""
 
     last_explain_dir: Path | None = None
     last_explain_summary: dict[str, Any] | None = None
 
+    @_resume_hint
     def explain(
         self,
         checkpoint: str | Path | None = None,
@@ -83,14 +106,14 @@ class ExplainMixin:
             self._use_checkpoint(str(checkpoint))
         if self.checkpoint and self.checkpoint.endswith(".xml"):
             if trainer_kwargs:
-                raise ValueError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
+                raise UserError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
                                  "or pass a .ckpt")
             return self._explain_ir(config, dump, keep_results, audit, resume, ir_precision, ir_options,
                                     explain_method, black_box, ir_performance_hint)
         if ir_options is not None and ir_options != ForeignIROptions():
-            raise ValueError("the --ir.* flags describe an .xml IR otx_xai did not export: drop them for a .ckpt")
+            raise UserError("the --ir.* flags describe an .xml IR otx_xai did not export: drop them for a .ckpt")
         if ir_precision != "f32":
-            raise ValueError(f"ir_precision={ir_precision!r} applies to an .xml IR: a checkpoint explains in "
+            raise UserError(f"ir_precision={ir_precision!r} applies to an .xml IR: a checkpoint explains in "
                              "torch at its own precision (drop the flag or pass an IR)")
         if ir_performance_hint != "auto":
             raise UserError(f"ir_performance_hint={ir_performance_hint!r} applies to an .xml IR: drop "
@@ -127,7 +150,7 @@ class ExplainMixin:
         trainer = self._trainer(self.work_dir, logger=False, callbacks=[ExplainCallback(sink), sharing],
                                 use_distributed_sampler=False, **trainer_kwargs)  # sharded by ShardedPredictData
         if not uses_popen(trainer):
-            raise ValueError(SPAWN_MESSAGE)
+            raise UserError(SPAWN_MESSAGE)
         trainer.predict(model, datamodule=ShardedPredictData(datamodule), return_predictions=False)
         if sharing.rank != 0 or sharing.run_dir is None:
             return sink.finish()
@@ -196,13 +219,13 @@ class ExplainMixin:
         if ir.meta.get("foreign"):  # settings from --ir.* flags or the IR's rt_info: run.json records them
             self.recipe = replace(self.recipe, data=data)
         if self.data_root is None:
-            raise ValueError("no data_root: pass --data_root (the images to explain)")
+            raise UserError("no data_root: pass --data_root (the images to explain)")
         return build_datamodule(ir.model_info.task, self.data_root, data)
 
     def _check_ir_labels(self, ir: IRModel, datamodule: Any) -> None:
         labels = datamodule.label_names
         if labels and labels != ir.model_info.label_names:
-            raise ValueError(f"{ir.path} was exported with labels {ir.model_info.label_names} but the dataset "
+            raise UserError(f"{ir.path} was exported with labels {ir.model_info.label_names} but the dataset "
                              f"has {labels}: use matching data or model")
 
     def _index_header(self, info: Any, config: ExplainConfig, runtime: dict[str, Any],

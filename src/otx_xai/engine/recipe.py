@@ -10,9 +10,10 @@ from typing import Any
 import yaml
 
 from otx_xai.data.datamodule import DataConfig
+from otx_xai.errors import UserError
 
 
-class RecipeError(ValueError):
+class RecipeError(UserError):
     """A recipe that cannot be used; the message names the problem and the fix."""
 
 

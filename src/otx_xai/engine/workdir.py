@@ -8,10 +8,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from otx_xai.errors import UserError, WriteError
+from otx_xai.explain.dump import atomic_write_bytes
+
 RUN_FILE = "run.json"
 
 
-class WorkDirError(ValueError):
+class WorkDirError(UserError):
     """A work_dir that cannot be used; the message names the problem and the fix."""
 
 
@@ -37,17 +40,20 @@ def new_run_dir(work_dir: str | Path) -> Path:
 def point_latest(run_dir: Path, stage: str) -> None:
     """Make ``<work_dir>/.latest/<stage>`` a relative symlink to ``run_dir`` (replaced atomically)."""
     latest = run_dir.parent / ".latest"
-    latest.mkdir(exist_ok=True)
     link = latest / stage
     tmp = latest / f".{stage}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(Path("..") / run_dir.name)
-    os.replace(tmp, link)
+    try:
+        latest.mkdir(exist_ok=True)
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(Path("..") / run_dir.name)
+        os.replace(tmp, link)
+    except OSError as error:
+        raise WriteError(link, error) from None
 
 
 def write_run_record(run_dir: Path, record: dict[str, Any]) -> None:
-    """Describe a run (stage, recipe, data_root, checkpoint, ...) in ``run.json``."""
-    (run_dir / RUN_FILE).write_text(json.dumps(record, indent=1, default=str))
+    """Describe a run (stage, recipe, data_root, checkpoint, ...) in ``run.json`` (written atomically)."""
+    atomic_write_bytes(run_dir / RUN_FILE, json.dumps(record, indent=1, default=str).encode("utf-8"))
 
 
 def latest_run(work_dir: str | Path, stage: str) -> tuple[Path, dict[str, Any]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning
 
+from otx_xai.errors import InterfaceError
 from otx_xai.explain.batch_readers import build_prediction_batch
 from otx_xai.explain.entity import ImageInfo, ModelInfo, PredictionBatch
 from otx_xai.explain.sink import ExplainSink, ImageExplanation
@@ -16,7 +17,7 @@ def model_info(module: lightning.LightningModule) -> ModelInfo:
     """What the callback needs to know of a module implementing the explain interface."""
     missing = [name for name in ("label_names", "explain_mode") if not hasattr(module, name)]
     if missing:
-        raise TypeError(
+        raise InterfaceError(
             f"{type(module).__name__} lacks {', '.join(missing)}: implement the explain interface "
             "(label_names, explain_mode and a predict_step returning saliency_map; see the README)"
         )
@@ -60,7 +61,7 @@ class ExplainCallback(lightning.Callback):
         failed = batch.get("failed", []) if isinstance(batch, dict) else []
         first = next((k for k in ("logits", "bboxes") if k in outputs), None) if isinstance(outputs, dict) else None
         if first is None:
-            raise TypeError(f"{type(pl_module).__name__}.predict_step must return a dict with 'logits' "
+            raise InterfaceError(f"{type(pl_module).__name__}.predict_step must return a dict with 'logits' "
                             "(or 'bboxes' for detectors)")
         count = int(outputs[first].shape[0])
         if count == 0:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from otx_xai.errors import UserError
+
 
 class TargetExplainGroup(str, Enum):
     """Which saliency maps an explain run returns.
@@ -45,13 +47,13 @@ class ExplainConfig:
                 self.target_explain_group, "value", self.target_explain_group)).upper())
         except ValueError:
             choices = ", ".join(g.value for g in TargetExplainGroup)
-            raise ValueError(
+            raise UserError(
                 f"unknown target_explain_group {self.target_explain_group!r}: use one of {choices}"
             ) from None
         if not 0.0 <= float(self.predicted_maps_conf_thr) <= 1.0:
-            raise ValueError(
+            raise UserError(
                 f"predicted_maps_conf_thr={self.predicted_maps_conf_thr} is outside [0, 1]: "
                 "give a score threshold between 0 and 1"
             )
         if int(self.max_explain_chunk) < 1:
-            raise ValueError(f"max_explain_chunk={self.max_explain_chunk} must be a positive integer")
+            raise UserError(f"max_explain_chunk={self.max_explain_chunk} must be a positive integer")

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from otx_xai.data.records import sanitize_id
+from otx_xai.errors import WriteError
 from otx_xai.explain.index_summary import dedupe
 
 INDEX_VERSION = 1
@@ -22,15 +23,18 @@ INDEX_LINES = "explain_index.jsonl"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either nothing or the whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to ``path`` so that readers see either nothing or the whole file; a WriteError naming
+    ``path`` when the system refuses (disk full, read-only folder), with no temporary file left."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        raise WriteError(path, error) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -120,16 +124,20 @@ class RunIndex:
         self.lines_path = run_dir / lines_name
         run_dir.mkdir(parents=True, exist_ok=True)
         _drop_torn_tail(self.lines_path)
-        self._lines = open(self.lines_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # unbuffered: each line reaches the OS as it is added, and a refused write leaves nothing queued
+        self._lines = open(self.lines_path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
 
     def add(self, entry: dict[str, Any]) -> None:
-        """Record one image (appended and flushed at once)."""
-        self._lines.write(json.dumps(entry) + "\n")
-        self._lines.flush()
+        """Record one image (appended and flushed at once; a line torn by a full disk is dropped on resume)."""
+        try:
+            line = memoryview((json.dumps(entry) + "\n").encode("utf-8"))
+            while line:  # an unbuffered write may take part of the line (a disk filling up)
+                line = line[self._lines.write(line):]
+        except OSError as error:
+            raise WriteError(self.lines_path, error) from None
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry written so far, one per image id."""
-        self._lines.flush()
         return dedupe(read_index_lines(self.lines_path))
 
     def close_lines(self) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from otx_xai.data.image_io import ImageReadError, read_image_rgb
+from otx_xai.errors import UserError
 from otx_xai.explain.dump import atomic_write_bytes, encode_png
 from otx_xai.explain.entity import ImageInfo
 from otx_xai.explain.saliency import colorize, overlay
@@ -24,7 +25,7 @@ class ExplainProbesCallback(lightning.Callback):
 
     def __init__(self, count: int, output_dir: Path) -> None:
         if count < 1:
-            raise ValueError(f"explain_probes={count}: give a positive number of probe images")
+            raise UserError(f"explain_probes={count}: give a positive number of probe images")
         self.count = count
         self.output_dir = output_dir
         self._images: torch.Tensor | None = None

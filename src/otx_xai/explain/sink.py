@@ -17,6 +17,7 @@ import numpy as np
 from otx_xai.audit.evaluator import AuditEvaluator
 from otx_xai.data.dataset import FailedImage
 from otx_xai.data.image_io import ImageReadError, read_image_rgb
+from otx_xai.errors import UserError
 from otx_xai.explain.box_maps import BoxMap, box_overlay, peak_in_box, select_box_maps
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.dump import (
@@ -97,7 +98,7 @@ class ExplainSink:
     def consume(self, batch: PredictionBatch, failed: list[FailedImage] | None = None) -> None:
         """Explain, dump and index every image of a batch; record the images that failed to load."""
         if batch.saliency_map is None:
-            raise ValueError(
+            raise UserError(
                 "the model returned no saliency_map: explain needs a model with an explain forward "
                 "(for an IR, export it with --explain True)"
             )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from otx_xai.errors import UserError
 from otx_xai.metrics.adcc import ExplainFn, adcc
 from otx_xai.metrics.insertion_deletion import ScoreFn, insertion_deletion_auc, normalize_map, resize_map
 from otx_xai.metrics.pointing_game import pointing_game, pointing_game_score
@@ -57,7 +58,7 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
 
 def _check_name(name: str) -> str:
     if name not in METRICS:
-        raise ValueError(f"unknown metric '{name}': choose from {', '.join(METRICS)}")
+        raise UserError(f"unknown metric '{name}': choose from {', '.join(METRICS)}")
     return name
 
 
@@ -65,7 +66,7 @@ def parse_metric_names(text: str) -> list[str]:
     """``"pointing_game,adcc"`` -> ``["pointing_game", "adcc"]`` (blanks ignored, duplicates dropped)."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
-        raise ValueError(f"no metric names given: choose from {', '.join(METRICS)}")
+        raise UserError(f"no metric names given: choose from {', '.join(METRICS)}")
     return list(dict.fromkeys(_check_name(name) for name in names))
 
 
@@ -77,13 +78,13 @@ def parse_fail_under(text: str) -> dict[str, float]:
             continue
         name, sep, value = (piece.strip() for piece in entry.partition("="))
         if not sep or not name or not value:
-            raise ValueError(f"malformed fail_under entry '{entry}': expected metric=value")
+            raise UserError(f"malformed fail_under entry '{entry}': expected metric=value")
         _check_name(name)
         if name in thresholds:
-            raise ValueError(f"fail_under gives metric '{name}' twice")
+            raise UserError(f"fail_under gives metric '{name}' twice")
         thresholds[name] = _parse_threshold(name, value)
     if not thresholds:
-        raise ValueError("fail_under is empty: expected metric=value[,metric=value...]")
+        raise UserError("fail_under is empty: expected metric=value[,metric=value...]")
     return thresholds
 
 
@@ -91,12 +92,12 @@ def _parse_threshold(name: str, value: str) -> float:
     try:
         threshold = float(value)
     except ValueError:
-        raise ValueError(f"fail_under value for '{name}' is not a number: '{value}'") from None
+        raise UserError(f"fail_under value for '{name}' is not a number: '{value}'") from None
     info = METRICS[name]
     low, high = info.gate_range
     if not low <= threshold <= high:
         bounds = f"[{low:g}, {high:g}]"
-        raise ValueError(f"fail_under value for '{name}' ({info.gate_key}) must be in {bounds}, got {value}")
+        raise UserError(f"fail_under value for '{name}' ({info.gate_key}) must be in {bounds}, got {value}")
     return threshold
 
 

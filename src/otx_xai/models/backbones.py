@@ -18,6 +18,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from otx_xai.errors import UserError
 from otx_xai.models.graph_cut import cut_network
 from otx_xai.models.weights import load_backbone_weights
 
@@ -85,7 +86,7 @@ def build_torchvision(name: str, num_classes: int, weights: str | None = None) -
         net = torchvision.models.get_model(name, weights=None)
     except ValueError:
         names = ", ".join(sorted(torchvision.models.list_models(module=torchvision.models))[:8])
-        raise ValueError(f"unknown backbone {name!r}: use a torchvision classification model name ({names}, ...)")\
+        raise UserError(f"unknown backbone {name!r}: use a torchvision classification model name ({names}, ...)")\
             from None
     _replace_last_layer(net, num_classes)
     if weights:
@@ -118,7 +119,7 @@ class FeatureTap(nn.Module):
                 hook.remove()
         spatial = [name for name, shape in shapes.items() if len(shape) == 4 and shape[2] * shape[3] > 1]
         if not spatial:
-            raise ValueError("the network produces no spatial feature map to explain")
+            raise UserError("the network produces no spatial feature map to explain")
         return spatial[-1]
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:

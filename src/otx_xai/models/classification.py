@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import VisionTransformer
 
+from otx_xai.errors import UserError
 from otx_xai.explain.methods.base import ExplainAlgo
 from otx_xai.explain.methods.forward.recipro_cam import ReciproCAM, pointwise_layers
 from otx_xai.explain.methods.forward.vit_cls_row import check_encoder_block
@@ -107,7 +108,7 @@ class ImageClassifier(ClassifierModel):
         super().__init__(label_names, multilabel, lr)
         self.save_hyperparameters()
         if head not in ("torchvision", "linear"):
-            raise ValueError(f"unknown head {head!r}: use 'torchvision' or 'linear'")
+            raise UserError(f"unknown head {head!r}: use 'torchvision' or 'linear'")
         net = build_torchvision(backbone, len(self.label_names), weights)
         if isinstance(net, VisionTransformer):
             self._init_vit(net, backbone, head, explain_method)
@@ -115,7 +116,7 @@ class ImageClassifier(ClassifierModel):
         parts = split_cnn(net)
         if head == "linear":
             if parts is None:
-                raise ValueError(f"head 'linear' needs a network cut at its last feature map; {backbone!r} has "
+                raise UserError(f"head 'linear' needs a network cut at its last feature map; {backbone!r} has "
                                  "none: use head 'torchvision'")
             parts = with_linear_head(parts, len(self.label_names))
         self.explain_method = choose_method(backbone, explain_method, cut=parts is not None)

@@ -27,6 +27,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
+from otx_xai.errors import UserError
 from otx_xai.models.det_postprocess import clip_boxes
 from otx_xai.models.weights import load_backbone_weights
 from otx_xai.tracing import constant_size_checks, frozen_size
@@ -227,7 +228,7 @@ def _load_weights(net: nn.Module, weights: str) -> None:
 def build_detector(architecture: str, num_classes: int, weights: str | None = None) -> SingleStageNet:
     """A named detector for ``num_classes`` labels; ``weights`` is a local file (nothing is downloaded)."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown detection architecture {architecture!r}: choose one of "
+        raise UserError(f"unknown detection architecture {architecture!r}: choose one of "
                          f"{', '.join(sorted(ARCHITECTURES))}")
     builder, adapter = ARCHITECTURES[architecture]
     net = builder(num_classes)

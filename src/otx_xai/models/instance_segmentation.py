@@ -21,6 +21,7 @@ from torch import Tensor
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
+from otx_xai.errors import UserError
 from otx_xai.explain.methods.forward.instance_seg_map import InstSegMaskMap
 from otx_xai.models.base import batch_images
 from otx_xai.models.maskrcnn_builders import build_maskrcnn
@@ -38,7 +39,7 @@ def instance_targets(batch: dict[str, Any]) -> list[dict[str, Tensor]]:
     targets = []
     for target in batch["targets"]:
         if "masks" not in target:
-            raise ValueError("instance segmentation batches need target masks: read the data with "
+            raise UserError("instance segmentation batches need target masks: read the data with "
                              "otx_xai.data.instance_seg_data.InstanceSegDataModule (COCO with polygons)")
         targets.append({"boxes": target["boxes"].float(), "labels": target["labels"].long() + 1,
                         "masks": target["masks"].to(torch.uint8)})

@@ -18,6 +18,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from otx_xai.errors import UserError
 from otx_xai.models.weights import load_backbone_weights
 
 
@@ -65,6 +66,6 @@ def build_maskrcnn(
 ) -> TVMaskRCNN:
     """A torchvision MaskRCNN for ``num_classes`` labels (plus torchvision's background class 0)."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown Mask R-CNN architecture {architecture!r}: "
+        raise UserError(f"unknown Mask R-CNN architecture {architecture!r}: "
                          f"choose one of {', '.join(sorted(ARCHITECTURES))}")
     return ARCHITECTURES[architecture](num_classes, weights, score_thresh, detections_per_img)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import VisionTransformer
 
+from otx_xai.errors import UserError
 from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.forward.vit_cls_row import BlockInputs, block_inputs, real_cls_row
 from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM, grid_size
@@ -22,7 +23,7 @@ def tokens_before_last_block(vit: VisionTransformer, images: Tensor) -> Tensor:
     if not torch.jit.is_tracing():  # an IR's input size is fixed at export; torch checks it here
         size = tuple(images.shape[-2:])
         if size != (vit.image_size, vit.image_size):
-            raise ValueError(f"this ViT takes {vit.image_size}x{vit.image_size} images, got {size[0]}x{size[1]}: "
+            raise UserError(f"this ViT takes {vit.image_size}x{vit.image_size} images, got {size[0]}x{size[1]}: "
                              f"set data.input_size to [{vit.image_size}, {vit.image_size}]")
     tokens = vit.conv_proj(images).flatten(2).transpose(1, 2)  # torchvision's _process_input, unasserted
     cls_token = vit.class_token.expand(tokens.shape[0], -1, -1)

@@ -10,6 +10,8 @@ import torch
 import torchvision
 from torch import nn
 
+from otx_xai.errors import MissingFileError, UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -22,7 +24,7 @@ def resolve_weights_path(weights: str) -> Path:
     cached = torch_home / "hub" / "checkpoints" / candidate.name
     if cached.is_file():
         return cached
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"pretrained weights {weights!r} not found (looked at {candidate} and {cached}); this machine "
         "cannot download them: copy the file there, or set weights: null in the recipe to start from random"
     )
@@ -36,7 +38,7 @@ def load_backbone_weights(model: nn.Module, weights: str) -> list[str]:
     own = model.state_dict()
     kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not kept:
-        raise ValueError(f"weights file {weights!r} holds no tensor matching this model: wrong architecture?")
+        raise UserError(f"weights file {weights!r} holds no tensor matching this model: wrong architecture?")
     differing = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     if differing:
         shapes = ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in differing[:4])
@@ -56,6 +58,6 @@ def torchvision_categories(backbone: str) -> list[str]:
     except (ValueError, KeyError):
         categories = None
     if not categories:
-        raise ValueError(f"torchvision has no weights with categories for {backbone!r}: give model.label_names_file "
+        raise UserError(f"torchvision has no weights with categories for {backbone!r}: give model.label_names_file "
                          "as a text file with one class name per line")
     return list(categories)

@@ -15,6 +15,7 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
+from otx_xai.errors import UserError
 from otx_xai.openvino.metadata import XAI_OUTPUTS
 from otx_xai.openvino.recipro_cam_insertion import CutError, insert_recipro_cam
 
@@ -30,7 +31,7 @@ def _logits_output(model: ov.Model, path: Path) -> ov.Output:
     outputs = list(model.outputs)
     named = [index for index, port in enumerate(outputs) if "logits" in port.get_names()]
     if len(outputs) != 1 and not named:
-        raise ValueError(f"{path} has {len(outputs)} outputs and none named 'logits': only a classifier with "
+        raise UserError(f"{path} has {len(outputs)} outputs and none named 'logits': only a classifier with "
                          "one (B, num_classes) output can be explained")
     result = model.get_results()[named[0] if named else 0]
     producer = result.input_value(0)
@@ -38,7 +39,7 @@ def _logits_output(model: ov.Model, path: Path) -> ov.Output:
         producer = producer.get_node().input_value(0)
     shape = producer.get_partial_shape()
     if shape.rank.is_dynamic or shape.rank.get_length() != 2 or shape[1].is_dynamic:
-        raise ValueError(f"{path} outputs {shape}, not (B, num_classes) logits: only classifiers can be explained")
+        raise UserError(f"{path} outputs {shape}, not (B, num_classes) logits: only classifiers can be explained")
     model.remove_result(result)
     logits = ops.result(producer)
     model.add_results([logits])
@@ -60,13 +61,13 @@ def prepare_foreign_model(model: ov.Model, meta: dict[str, Any], path: str | Pat
     """Prepare ``model`` in place; returns why Recipro-CAM could not be inserted (None: it was)."""
     path = Path(path)
     if len(model.inputs) != 1:
-        raise ValueError(f"{path} has {len(model.inputs)} inputs: only a one-input (B, 3, H, W) classifier can "
+        raise UserError(f"{path} has {len(model.inputs)} inputs: only a one-input (B, 3, H, W) classifier can "
                          "be explained")
     height, width = meta["input_size"]
     try:
         model.reshape({model.input(0): ov.PartialShape([-1, 3, height, width])})
     except RuntimeError as error:
-        raise ValueError(f"{path} cannot take a (B, 3, {height}, {width}) input "
+        raise UserError(f"{path} cannot take a (B, 3, {height}, {width}) input "
                          f"({str(error).splitlines()[0][:100]}): pass another --ir.input_size") from None
     model.input(0).get_tensor().set_names({"images"})
     if meta.get("reverse_input_channels"):
@@ -74,7 +75,7 @@ def prepare_foreign_model(model: ov.Model, meta: dict[str, Any], path: str | Pat
     logits = _logits_output(model, path)
     classes = logits.get_partial_shape()[1].get_length()
     if classes != len(meta["label_names"]):
-        raise ValueError(f"{path} gives {classes} class logits but {len(meta['label_names'])} labels were given: "
+        raise UserError(f"{path} gives {classes} class logits but {len(meta['label_names'])} labels were given: "
                          "pass one label per logit (--ir.labels / --ir.labels_file)")
     try:
         insert_recipro_cam(model, logits, bool(meta.get("multilabel")))

@@ -18,6 +18,8 @@ from typing import Any
 
 import openvino as ov
 
+from otx_xai.errors import UserError
+
 MODEL_INFO = "model_info"  # the rt_info section of OTX / Model API IRs
 
 
@@ -60,10 +62,10 @@ class ForeignIROptions:
                 numbers = []
             if len(numbers) != count or (kind is int and any(n <= 0 for n in numbers)):
                 what = "two positive integers H,W" if kind is int else "three numbers R,G,B in 0..255 units"
-                raise ValueError(f"--ir.{name} {value!r} must be {what}")
+                raise UserError(f"--ir.{name} {value!r} must be {what}")
             setattr(self, name, numbers)
         if self.std is not None and any(v == 0 for v in self.std):
-            raise ValueError(f"--ir.std {self.std} must not contain 0")
+            raise UserError(f"--ir.std {self.std} must not contain 0")
 
 
 def _model_info(model: ov.Model) -> dict[str, str]:
@@ -88,28 +90,28 @@ def _numbers(text: str, key: str, path: Path) -> list[float]:
     if len(values) == 1:
         values *= 3
     if len(values) != 3:
-        raise ValueError(f"{path}: rt_info model_info/{key} {text!r} is not three numbers: pass --ir.mean and "
+        raise UserError(f"{path}: rt_info model_info/{key} {text!r} is not three numbers: pass --ir.mean and "
                          "--ir.std")
     return values
 
 
 def _labels(options: ForeignIROptions, info: dict[str, str], path: Path) -> list[str]:
     if options.labels is not None and options.labels_file is not None:
-        raise ValueError("--ir.labels and --ir.labels_file both given: pass one of them")
+        raise UserError("--ir.labels and --ir.labels_file both given: pass one of them")
     if options.labels_file is not None:
         file = Path(options.labels_file)
         if not file.is_file():
-            raise ValueError(f"--ir.labels_file {file} not found: pass a text file with one class name per line")
+            raise UserError(f"--ir.labels_file {file} not found: pass a text file with one class name per line")
         labels = [line.strip() for line in file.read_text().splitlines() if line.strip()]
     elif options.labels is not None:
         labels = [str(label).strip() for label in options.labels]
     elif info.get("labels", "").strip():
         labels = info["labels"].split()  # Model API: space-separated, spaces inside a name written as "_"
     else:
-        raise ValueError(f"{path} names no class labels (no otx_xai metadata, no rt_info model_info/labels): "
+        raise UserError(f"{path} names no class labels (no otx_xai metadata, no rt_info model_info/labels): "
                          "pass --ir.labels a,b,c or --ir.labels_file FILE")
     if not labels or any(not label for label in labels) or len(set(labels)) != len(labels):
-        raise ValueError(f"the IR labels {labels} must be distinct non-empty names: fix --ir.labels")
+        raise UserError(f"the IR labels {labels} must be distinct non-empty names: fix --ir.labels")
     return labels
 
 
@@ -125,27 +127,27 @@ def _preprocessing(
     std = list(options.std) if options.std is not None else from_info("scale_values")
     missing = [flag for flag, value in (("--ir.mean", mean), ("--ir.std", std)) if value is None]
     if missing:
-        raise ValueError(f"{path} gives no input normalization (no rt_info model_info/mean_values, scale_values): "
+        raise UserError(f"{path} gives no input normalization (no rt_info model_info/mean_values, scale_values): "
                          f"pass {' and '.join(missing)} (R,G,B in 0..255 units, e.g. --ir.mean 123.675,116.28,103.53)")
     assert mean is not None and std is not None
     if any(v == 0 for v in std):
-        raise ValueError(f"{path}: rt_info model_info/scale_values {std} contains 0: pass --ir.std")
+        raise UserError(f"{path}: rt_info model_info/scale_values {std} contains 0: pass --ir.std")
     return mean, std
 
 
 def _input_size(options: ForeignIROptions, model: ov.Model, path: Path) -> list[int]:
     shape = model.input(0).get_partial_shape()
     if shape.rank.is_dynamic or shape.rank.get_length() != 4:
-        raise ValueError(f"{path} takes a {shape} input: only one (B, 3, H, W) image input is supported")
+        raise UserError(f"{path} takes a {shape} input: only one (B, 3, H, W) image input is supported")
     channels = shape[1]
     if channels.is_static and channels.get_length() != 3:
-        raise ValueError(f"{path} takes a {shape} input, not (B, 3, H, W) (an NHWC or non-RGB input is not "
+        raise UserError(f"{path} takes a {shape} input, not (B, 3, H, W) (an NHWC or non-RGB input is not "
                          "supported): convert it with an NCHW layout")
     if options.input_size is not None:
         return [int(v) for v in options.input_size]
     if shape[2].is_static and shape[3].is_static:
         return [shape[2].get_length(), shape[3].get_length()]
-    raise ValueError(f"{path} has a dynamic input size {shape}: pass --ir.input_size H,W")
+    raise UserError(f"{path} has a dynamic input size {shape}: pass --ir.input_size H,W")
 
 
 def foreign_metadata(model: ov.Model, options: ForeignIROptions | None, path: str | Path) -> dict[str, Any]:
@@ -156,10 +158,10 @@ def foreign_metadata(model: ov.Model, options: ForeignIROptions | None, path: st
     info = _model_info(model)
     task = info.get("task_type", "classification").strip().lower() or "classification"
     if task != "classification":
-        raise ValueError(f"{path} is a {task!r} IR (rt_info model_info/task_type): only a classification IR "
+        raise UserError(f"{path} is a {task!r} IR (rt_info model_info/task_type): only a classification IR "
                          "that otx_xai did not export can be explained; export detectors with `otx export`")
     if _bool(info.get("hierarchical", "false")):
-        raise ValueError(f"{path} is a hierarchical classifier (rt_info model_info/hierarchical): its logits are "
+        raise UserError(f"{path} is a hierarchical classifier (rt_info model_info/hierarchical): its logits are "
                          "per label group, which otx_xai does not read; only multiclass and multilabel IRs")
     labels = _labels(options, info, path)
     reverse = bool(options.reverse_input_channels)

@@ -11,6 +11,7 @@ import numpy as np
 import openvino as ov
 
 from otx_xai.data.datamodule import DataConfig
+from otx_xai.errors import UserError
 from otx_xai.explain.batch_readers import build_prediction_batch
 from otx_xai.explain.entity import ModelInfo, PredictionBatch
 from otx_xai.openvino.compile_passes import fuse_uint8_casts, remove_outputs
@@ -25,7 +26,7 @@ PRECISIONS = ("f32", "bf16")  # values of the CPU plugin's INFERENCE_PRECISION_H
 Pending = tuple[ov.InferRequest | None, CompiledForm | None, dict[str, Any]]
 
 
-class IRError(ValueError):
+class IRError(UserError):
     """An IR that cannot be used; the message names the problem and the fix."""
 
 

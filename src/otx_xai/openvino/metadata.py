@@ -7,6 +7,8 @@ from typing import Any
 
 import openvino as ov
 
+from otx_xai.errors import MissingFileError
+
 RT_SECTION = "otx_xai"
 XAI_OUTPUTS = ("feature_vector", "saliency_map", "feature_map")
 BOX_SALIENCY_MAP = "box_saliency_map"  # detectors' per-box maps: an extra XAI output, not required of an IR
@@ -39,7 +41,7 @@ def recipe_of_ir(xml_path: str) -> Any:
     from otx_xai.engine.recipe import Recipe
 
     if not Path(xml_path).is_file():
-        raise FileNotFoundError(f"IR {xml_path} not found: export with `otx export` first")
+        raise MissingFileError(f"IR {xml_path} not found: export with `otx export` first")
     meta = read_metadata(ov.Core().read_model(str(xml_path)))
     if not meta:
         return Recipe(task="classification", data=DataConfig())

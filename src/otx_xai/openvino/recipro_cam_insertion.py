@@ -23,10 +23,12 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
+from otx_xai.errors import UserError
+
 SPATIAL_AXES = {2, 3}
 
 
-class CutError(ValueError):
+class CutError(UserError):
     """The IR has no global-average-pooling cut Recipro-CAM can use; the message says what is missing."""
 
 

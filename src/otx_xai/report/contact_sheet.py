@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from otx_xai.data.records import sanitize_id
+from otx_xai.errors import UserError
 from otx_xai.explain.dump import atomic_write_bytes
 from otx_xai.report.csv_index import higher_is_better, image_metrics, load_index, map_targets, predicted_labels
 from otx_xai.report.numbers import for_people
@@ -80,11 +81,11 @@ def _row(run_dir: Path, title: str, items: list[tuple[dict[str, Any], float]], c
 def contact_sheet(run_dir: Path, metric: str, count: int = 8) -> np.ndarray:
     """The contact sheet as a BGR image: a row of the worst images, a row of the best."""
     if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+        raise UserError(f"count must be at least 1, got {count}")
     index = load_index(run_dir)
     ranked = ranked_images(index["images"], metric)
     if not ranked:
-        raise ValueError(f"no image of {run_dir} has a value for metric {metric!r}")
+        raise UserError(f"no image of {run_dir} has a value for metric {metric!r}")
     columns = min(count, len(ranked))
     direction = "higher is better" if higher_is_better(metric) else "lower is better"
     worst = _row(run_dir, f"worst {columns} by {metric} ({direction})", ranked[:columns], columns)

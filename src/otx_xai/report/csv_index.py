@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from otx_xai.errors import MissingFileError
 from otx_xai.explain.dump import INDEX_JSON, atomic_write_bytes
 from otx_xai.report.numbers import for_people
 
@@ -38,7 +39,7 @@ def load_index(run_dir: Path) -> dict[str, Any]:
     """The run's ``explain_index.json`` as a dict (``images`` always a list)."""
     path = Path(run_dir) / INDEX_JSON
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run explain with dump=True (--dump True) first")
+        raise MissingFileError(f"{path} not found: run explain with dump=True (--dump True) first")
     document = json.loads(path.read_text(encoding="utf-8"))
     document["images"] = list(document.get("images") or [])
     return document

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
+from otx_xai.errors import UserError
+
 
 class Preset(str, Enum):
     """Compute budget of a black-box method."""
@@ -57,17 +59,17 @@ class BlackBoxConfig:
         try:
             self.preset = Preset(str(getattr(self.preset, "value", self.preset)).lower()).value
         except ValueError:
-            raise ValueError(f"unknown black_box.preset {self.preset!r}: use one of "
+            raise UserError(f"unknown black_box.preset {self.preset!r}: use one of "
                              f"{', '.join(p.value for p in Preset)}") from None
         for name in ("num_masks", "num_cells", "iterations", "batch_size"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
-                raise ValueError(f"black_box.{name}={value} must be a positive integer")
+                raise UserError(f"black_box.{name}={value} must be a positive integer")
         if not 0.0 < float(self.prob) < 1.0:
-            raise ValueError(f"black_box.prob={self.prob} must be strictly between 0 and 1 (the share of "
+            raise UserError(f"black_box.prob={self.prob} must be strictly between 0 and 1 (the share of "
                              "cells a mask keeps)")
         if self.kernel_widths is not None and (not self.kernel_widths or min(self.kernel_widths) <= 0):
-            raise ValueError(f"black_box.kernel_widths={self.kernel_widths} must be positive fractions of "
+            raise UserError(f"black_box.kernel_widths={self.kernel_widths} must be positive fractions of "
                              "the input side, e.g. [0.1, 0.25]")
 
     @property
