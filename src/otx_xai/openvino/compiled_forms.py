@@ -22,6 +22,8 @@ from typing import Any
 
 import openvino as ov
 
+from otx_xai.errors import UserError
+
 MAX_STATIC_BATCHES = 4  # batch sizes that get a static compiled copy: a dataset's batch, its last, a few more
 PERFORMANCE_HINTS = ("auto", "latency", "throughput")  # "auto": latency for batch 1, throughput otherwise
 
@@ -29,7 +31,7 @@ PERFORMANCE_HINTS = ("auto", "latency", "throughput")  # "auto": latency for bat
 def hint_for(hint: str, batch: int | None) -> str:
     """The CPU plugin's PERFORMANCE_HINT for a form of ``batch`` images (None: the dynamic form)."""
     if hint not in PERFORMANCE_HINTS:
-        raise ValueError(f"unknown performance hint {hint!r}: use one of {', '.join(PERFORMANCE_HINTS)}")
+        raise UserError(f"unknown performance hint {hint!r}: use one of {', '.join(PERFORMANCE_HINTS)}")
     if hint == "auto":
         return "LATENCY" if batch == 1 else "THROUGHPUT"
     return hint.upper()
