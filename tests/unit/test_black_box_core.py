@@ -11,8 +11,9 @@ from otx_xai.explain.black_box.direct import DirectSearch
 from otx_xai.explain.black_box.masks import rise_masks
 from otx_xai.explain.black_box.presets import BlackBoxConfig, Preset
 from otx_xai.explain.black_box.protocol import black_box_method, black_box_names
+from otx_xai.explain.black_box.rise import rise_map_groups, rise_saliency, targets_per_group
 from otx_xai.explain.black_box.runners import torch_runner
-from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.config import ExplainConfig, TargetExplainGroup
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.models.classification import ImageClassifier
 
@@ -40,8 +41,8 @@ def test_rise_masks_are_seeded_shifted_bilinear_grids() -> None:
         assert whole[3, centre_y, centre_x] == pytest.approx(grid[0, 0], abs=0.07)
 
 
-def _reference_rise(model: ImageClassifier, image: torch.Tensor, masks: np.ndarray) -> np.ndarray:
-    """The slow, obvious RISE: one masked image at a time, weighted sum, divided by the coverage."""
+def _reference_rise_float(model: ImageClassifier, image: torch.Tensor, masks: np.ndarray) -> np.ndarray:
+    """The slow, obvious RISE in float64: one masked image at a time, weighted sum, divided by the coverage."""
     weighted = np.zeros((len(LABELS), *masks.shape[1:]))
     coverage = np.zeros(masks.shape[1:])
     for mask in masks:
@@ -49,7 +50,12 @@ def _reference_rise(model: ImageClassifier, image: torch.Tensor, masks: np.ndarr
             scores = torch.softmax(model(image[None] * torch.from_numpy(mask)), -1)[0].double().numpy()
         weighted += scores[:, None, None] * mask
         coverage += mask
-    maps = weighted / coverage
+    return weighted / coverage
+
+
+def _reference_rise(model: ImageClassifier, image: torch.Tensor, masks: np.ndarray) -> np.ndarray:
+    """``_reference_rise_float`` as uint8 maps (min-max per class)."""
+    maps = _reference_rise_float(model, image, masks)
     low = maps.min(axis=(1, 2), keepdims=True)
     high = maps.max(axis=(1, 2), keepdims=True)
     return np.floor((maps - low) / (high - low) * 255 + 0.5)
@@ -70,6 +76,66 @@ def test_rise_on_a_tiny_model_equals_the_slow_numpy_reference() -> None:
     for index in range(2):
         expected = _reference_rise(model, images[index], masks)
         assert np.abs(outputs["saliency_map"][index].astype(int) - expected).max() <= 1
+
+
+def test_rise_sums_only_the_explained_classes_and_equals_the_reference() -> None:
+    """PREDICTIONS: the top class's map (as the slow reference gives it) and zeros elsewhere; given targets:
+    exactly those classes' maps."""
+    torch.manual_seed(0)
+    model = ImageClassifier(LABELS, "resnet18").eval()
+    images = torch.randn(2, 3, 32, 32)
+    method = black_box_method("classification", "RISE", BlackBoxConfig(num_masks=24, num_cells=4, seed=3,
+                                                                         batch_size=5))
+    info = ModelInfo("classification", LABELS)
+    masks = method.masks((32, 32)).chunk(0, 24)
+    predictions = ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS)
+    outputs = method.explain(images.numpy(), torch_runner(model, 5), info, predictions)
+    given = method.explain(images.numpy(), torch_runner(model, 5), info, ExplainConfig(), targets=[[2, 0], [1]])
+    for index, explained in enumerate([[2, 0], [1]]):
+        expected = _reference_rise(model, images[index], masks)
+        top = int(outputs["logits"][index].argmax())
+        assert np.abs(outputs["saliency_map"][index, top].astype(int) - expected[top]).max() <= 1
+        assert not outputs["saliency_map"][index, [c for c in range(3) if c != top]].any()
+        assert np.abs(given["saliency_map"][index, explained].astype(int) - expected[explained]).max() <= 1
+        assert not given["saliency_map"][index, [c for c in range(3) if c not in explained]].any()
+
+
+def test_rise_core_float32_groups_and_overlap() -> None:
+    """The float maps equal the float64 one-mask-at-a-time reference whatever the group size (a group of one
+    class: every later class summed in its own pass over regenerated masks); the masked batches are made only
+    as the stream takes them, so the sums of early batches happen while later batches are in flight."""
+    torch.manual_seed(0)
+    model = ImageClassifier(LABELS, "resnet18").eval()
+    image = torch.randn(3, 32, 32)
+    masks = rise_masks(23, (32, 32), cells=4, prob=0.5, seed=5)
+    events: list[str] = []
+
+    def score_stream(batches):  # an IR-like queue: two batches in flight before the first result is read
+        pending = []
+        for batch in batches:
+            events.append("take")
+            pending.append(batch)
+            if len(pending) == 2:
+                yield _softmax(model, pending.pop(0))
+                events.append("summed")
+        for batch in pending:
+            yield _softmax(model, batch)
+            events.append("summed")
+
+    expected = _reference_rise_float(model, image, masks.chunk(0, 23))
+    whole = rise_saliency(image.numpy(), score_stream, masks, batch_size=4)
+    assert whole.dtype == np.float32 and whole.shape == (3, 32, 32)
+    np.testing.assert_allclose(whole, expected, rtol=2e-5)
+    assert events[:4] == ["take", "take", "summed", "take"]  # not every batch made before the first sum
+    groups = list(rise_map_groups(image.numpy(), score_stream, masks, batch_size=4, group_size=1))
+    assert [(start, len(maps)) for start, maps in groups] == [(0, 1), (1, 1), (2, 1)]
+    np.testing.assert_allclose(np.concatenate([maps for _, maps in groups]), expected, rtol=2e-5)
+    assert targets_per_group(64, (224, 224)) == 334 and targets_per_group(0.001, (224, 224)) == 1
+
+
+def _softmax(model: ImageClassifier, batch: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return torch.softmax(model(torch.from_numpy(batch)), -1).numpy()
 
 
 def test_direct_finds_the_minimum_within_its_budget() -> None:

@@ -27,6 +27,11 @@ def to_uint8_maps(maps: np.ndarray) -> np.ndarray:
     return normalize_map(torch.from_numpy(np.ascontiguousarray(maps))).numpy()
 
 
+def put_maps(out: np.ndarray, index: int, classes: list[int], maps: np.ndarray) -> None:
+    """Float maps (t, h, w) of ``classes`` of image ``index`` into the uint8 maps ``out`` (B, K, h, w)."""
+    out[index, classes] = to_uint8_maps(maps[None])[0]
+
+
 def explained_classes(scores: np.ndarray, model: ModelInfo, config: ExplainConfig) -> list[int]:
     """Classes a per-target method explains for one image's scores."""
     if config.target_explain_group == TargetExplainGroup.ALL:

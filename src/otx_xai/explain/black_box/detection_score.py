@@ -9,10 +9,13 @@ reduced to the label match (our detectors report one label and score per box, no
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 
-from otx_xai.explain.black_box.rise import ScoreFn
-from otx_xai.explain.black_box.runners import ModelRunner
+from otx_xai.explain.black_box.aise import ScoreFn
+from otx_xai.explain.black_box.rise import ScoreStream
+from otx_xai.explain.black_box.runners import ModelRunner, stream_outputs
 
 Found = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (m, 4) in input pixels, labels (m,), scores (m,)
 
@@ -50,6 +53,18 @@ def box_score_fn(run: ModelRunner, target_boxes: np.ndarray, target_labels: np.n
     """The black-box cores' ``score_fn`` for some boxes of one image: perturbed images (N, 3, h, w) →
     (N, t) box scores, the model run through ``run`` (batched, an IR's requests in flight)."""
     def score_fn(perturbed: np.ndarray) -> np.ndarray:
-        found = image_detections(run(perturbed))
-        return np.stack([box_similarity(target_boxes, target_labels, f) for f in found])
+        return box_scores(run(perturbed), target_boxes, target_labels)
     return score_fn
+
+
+def box_score_stream(run: ModelRunner, target_boxes: np.ndarray, target_labels: np.ndarray) -> ScoreStream:
+    """``box_score_fn`` batch by batch as the runner streams them (D-RISE: several batches in flight)."""
+    def score_stream(batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for outputs in stream_outputs(run, batches):
+            yield box_scores(outputs, target_boxes, target_labels)
+    return score_stream
+
+
+def box_scores(outputs: dict[str, np.ndarray], target_boxes: np.ndarray, target_labels: np.ndarray) -> np.ndarray:
+    """(N, t) the target boxes' scores in each image of a batch of detector outputs."""
+    return np.stack([box_similarity(target_boxes, target_labels, f) for f in image_detections(outputs)])

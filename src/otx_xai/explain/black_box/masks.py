@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -44,6 +45,15 @@ class RiseMasks:
             dy, dx = self.shifts[index]
             out[i] = upsampled[dy : dy + height, dx : dx + width]
         return out
+
+    @cached_property
+    def coverage(self) -> np.ndarray:
+        """Σ_i M_i per pixel, (h·w,) float32 (summed in float64 once per mask set: it does not depend on
+        the image)."""
+        total = np.zeros(self.input_size[0] * self.input_size[1], dtype=np.float64)
+        for chunk in self.chunks(256):
+            total += chunk.reshape(len(chunk), -1).sum(axis=0, dtype=np.float64)
+        return total.astype(np.float32)
 
     def chunks(self, size: int) -> Iterator[np.ndarray]:
         """All masks in order, ``size`` at a time."""

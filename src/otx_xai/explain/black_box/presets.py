@@ -44,6 +44,9 @@ class BlackBoxConfig:
             (the kernel kept).
         kernel_widths: AISE Gaussian kernel widths, as fractions of the input side.
         batch_size: perturbed images per model call (the IR keeps several such calls in flight).
+        map_memory_mb: RISE / D-RISE float32 maps held at once per image: the explained classes (boxes)
+            whose maps fit are summed while the model runs; more (the ALL group of a many-class model)
+            are summed in further passes over the masks, this many MB of maps at a time.
     """
 
     preset: str = "balance"
@@ -54,6 +57,7 @@ class BlackBoxConfig:
     iterations: int | None = None
     kernel_widths: list[float] | None = None
     batch_size: int = 32
+    map_memory_mb: int = 64
 
     def __post_init__(self) -> None:
         try:
@@ -61,7 +65,7 @@ class BlackBoxConfig:
         except ValueError:
             raise UserError(f"unknown black_box.preset {self.preset!r}: use one of "
                              f"{', '.join(p.value for p in Preset)}") from None
-        for name in ("num_masks", "num_cells", "iterations", "batch_size"):
+        for name in ("num_masks", "num_cells", "iterations", "batch_size", "map_memory_mb"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise UserError(f"black_box.{name}={value} must be a positive integer")

@@ -1,8 +1,11 @@
 """A model as the black-box methods see it: preprocessed float32 images (N, 3, h, w) in, its plain
 outputs out, named as in the IR (``logits``; ``bboxes``, ``labels``), for any N.
 
-Both runners split N into ``batch_size`` batches: torch runs them one after the other, an IR pushes them
-through its asynchronous infer requests (``IRModel.infer_batches``: several batches in flight).
+A runner is called with all N images (``run(images)``, split into ``batch_size`` batches), or streamed
+(``stream_outputs(run, batches)``): it takes batches from an iterator as it has room and yields each
+batch's outputs in order. Torch runs the batches one after the other; an IR keeps several batches in
+flight on its asynchronous infer requests (``IRModel.infer_batches``), so a method that makes its
+perturbed images lazily and sums its maps as outputs arrive keeps the device busy meanwhile.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 import torch
 
 ModelRunner = Callable[[np.ndarray], dict[str, np.ndarray]]
+BatchOutputs = Callable[[Iterable[np.ndarray]], Iterator[dict[str, np.ndarray]]]
 
 
 def _batches(images: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
@@ -26,26 +30,44 @@ def _concatenate(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def torch_runner(model: Any, batch_size: int) -> ModelRunner:
+class StreamingRunner:
+    """A ModelRunner with ``stream``: ``batch_outputs`` maps batches to their outputs, in order."""
+
+    def __init__(self, batch_outputs: BatchOutputs, batch_size: int) -> None:
+        self.batch_outputs, self.batch_size = batch_outputs, batch_size
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return _concatenate(self.stream(_batches(images, self.batch_size)))
+
+    def stream(self, batches: Iterable[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        """Each batch's outputs, in order, batches taken from ``batches`` only as there is room for them."""
+        return self.batch_outputs(batches)
+
+
+def stream_outputs(run: ModelRunner, batches: Iterable[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    """Each batch's outputs in order: through the runner's ``stream`` if it has one (an IR: several in
+    flight), else one ``run`` call per batch."""
+    stream = getattr(run, "stream", None)
+    if stream is not None:
+        yield from stream(batches)
+    else:
+        for batch in batches:
+            yield run(batch)
+
+
+def torch_runner(model: Any, batch_size: int) -> StreamingRunner:
     """A LightningModule's plain outputs (``export_outputs(..., explain=False)``, else ``logits``)."""
 
-    def run(images: np.ndarray) -> dict[str, np.ndarray]:
-        parts = []
+    def one(batch: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            for batch in _batches(images, batch_size):
-                tensor = torch.from_numpy(batch)
-                outputs = (model.export_outputs(tensor, explain=False) if hasattr(model, "export_outputs")
-                           else {"logits": model(tensor)})
-                parts.append({name: value.detach().cpu().numpy() for name, value in outputs.items()})
-        return _concatenate(parts)
+            tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            outputs = (model.export_outputs(tensor, explain=False) if hasattr(model, "export_outputs")
+                       else {"logits": model(tensor)})
+        return {name: value.detach().cpu().numpy() for name, value in outputs.items()}
 
-    return run
+    return StreamingRunner(lambda batches: map(one, batches), batch_size)
 
 
-def ir_runner(ir: Any, batch_size: int) -> ModelRunner:
+def ir_runner(ir: Any, batch_size: int) -> StreamingRunner:
     """An IRModel's outputs (compile it without the XAI outputs to skip them), batches in flight at once."""
-
-    def run(images: np.ndarray) -> dict[str, np.ndarray]:
-        return _concatenate(ir.infer_batches(_batches(images, batch_size)))
-
-    return run
+    return StreamingRunner(ir.infer_batches, batch_size)

@@ -22,7 +22,7 @@ from otx_xai.explain.black_box.classification import (
     CALLS_IN_FLIGHT,
     class_scores,
     explained_classes,
-    to_uint8_maps,
+    put_maps,
 )
 from otx_xai.explain.black_box.detection import DetectionMethod
 from otx_xai.explain.black_box.detection_score import box_score_fn
@@ -56,17 +56,17 @@ class ClassificationAISE:
                 targets: list[list[int]] | None = None) -> dict[str, np.ndarray]:
         outputs = run(images)
         scores = class_scores(outputs["logits"], model.multilabel)
-        maps = np.zeros((len(images), scores.shape[1], *images.shape[-2:]), dtype=np.float64)
+        maps = np.zeros((len(images), scores.shape[1], *images.shape[-2:]), dtype=np.uint8)
         for index, image in enumerate(images):
             classes = targets[index] if targets is not None else explained_classes(scores[index], model, config)
 
             def score_fn(perturbed: np.ndarray, classes: list[int] = classes) -> np.ndarray:
                 return class_scores(run(perturbed)["logits"], model.multilabel)[:, classes]
 
-            maps[index, classes] = aise_saliency(
+            put_maps(maps, index, classes, aise_saliency(
                 image, score_fn, len(classes), self.config.aise_iterations, self.config.aise_kernel_widths,
-                max_images=self.config.batch_size * CALLS_IN_FLIGHT)
-        return {**outputs, "saliency_map": to_uint8_maps(maps)}
+                max_images=self.config.batch_size * CALLS_IN_FLIGHT))
+        return {**outputs, "saliency_map": maps}
 
 
 class DetectionAISE(DetectionMethod):

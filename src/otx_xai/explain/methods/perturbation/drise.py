@@ -1,17 +1,17 @@
 """D-RISE (Petsiuk et al. 2021) on detectors: RISE's masks (``black_box/masks.py``, the same settings and
 seed as RISE) and RISE's estimate (``black_box/rise.py``: Σ_i w_i·M_i / Σ_i M_i) with w_i the box scores
 (``black_box/detection_score.py``) of the masked image — one pass of the masks explains every box of an
-image at once.
+image at once, its masked batches made as the model takes them and summed (float32) as their scores
+arrive.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from otx_xai.explain.black_box.classification import CALLS_IN_FLIGHT
 from otx_xai.explain.black_box.detection import DetectionMethod
-from otx_xai.explain.black_box.detection_score import box_score_fn
-from otx_xai.explain.black_box.rise import RiseMaskedMethod, rise_saliency
+from otx_xai.explain.black_box.detection_score import box_score_stream
+from otx_xai.explain.black_box.rise import RiseMaskedMethod, rise_saliency, targets_per_group
 from otx_xai.explain.black_box.runners import ModelRunner
 
 
@@ -22,7 +22,8 @@ class DetectionDRISE(RiseMaskedMethod, DetectionMethod):
 
     def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
         masks = self.masks((int(image.shape[-2]), int(image.shape[-1])))
-        return rise_saliency(image, box_score_fn(run, boxes, labels), masks, self.config.batch_size * CALLS_IN_FLIGHT)
+        group = targets_per_group(self.config.map_memory_mb, masks.input_size)
+        return rise_saliency(image, box_score_stream(run, boxes, labels), masks, self.config.batch_size, group)
 
 
 FOR_TASK = {"detection": DetectionDRISE}
