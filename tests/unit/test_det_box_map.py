@@ -6,11 +6,12 @@ import numpy as np
 import torch
 
 from conftest import iou
+from otx_xai.boxes import Detections
 from otx_xai.data.shapes import SHAPE_CLASSES
 from otx_xai.explain.methods.forward.det_box_map import DetBoxProbabilityMap
 from otx_xai.explain.saliency import normalize_to_uint8
-from otx_xai.models.det_postprocess import Detections, frozen_size
 from otx_xai.models.detection import SingleStageDetector
+from otx_xai.tracing import frozen_size
 
 
 def bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:

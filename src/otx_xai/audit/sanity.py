@@ -2,8 +2,8 @@
 
 The classifier head is re-initialized at random and every image is explained again; a faithful method's
 maps should change. The similarity of the two maps (Spearman rank correlation over the feature grid)
-is reported per image; when the median stays above ``FLAG_ABOVE`` the maps barely depend on what the
-model learned and the run's summary flags it.
+is reported per image; when the median stays above ``explain.index_summary.SANITY_FLAG_ABOVE`` the maps
+barely depend on what the model learned and the run's summary flags it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import numpy as np
 import torch
 
 from otx_xai.errors import InterfaceError
-
-FLAG_ABOVE = 0.5
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -55,11 +53,3 @@ def randomized_head_copy(model: Any, seed: int = 0) -> Any:
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
     return clone
-
-
-def summarize_sanity(similarities: list[float]) -> dict[str, Any]:
-    """Median similarity and whether it is high enough to flag."""
-    if not similarities:
-        return {}
-    median = float(np.median(similarities))
-    return {"median_spearman": median, "images": len(similarities), "flagged": median > FLAG_ABOVE}

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from otx_xai.data.image_info import ImageInfo
 from otx_xai.data.image_io import ImageReadError, read_image_rgb
 from otx_xai.data.records import ImageRecord
 from otx_xai.data.transforms import Preprocess
-from otx_xai.explain.entity import ImageInfo
 
 
 @dataclass
@@ -117,3 +117,12 @@ def collate(samples: list[dict[str, Any] | FailedImage]) -> dict[str, Any]:
         "infos": [s["info"] for s in good],
         "failed": failed,
     }
+
+
+def batch_images(batch: Any) -> torch.Tensor:
+    """The image tensor of a batch: a dict's ``"images"``, a tuple's first item, or the tensor itself."""
+    if isinstance(batch, dict):
+        return batch["images"]
+    if isinstance(batch, list | tuple):
+        return batch[0]
+    return batch

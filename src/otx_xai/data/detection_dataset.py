@@ -17,8 +17,8 @@ from otx_xai.data.base_datamodule import RecordsDataModule
 from otx_xai.data.coco import COCO_HINT, CocoRecord
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.data.dataset import FailedImage, RecordImageDataset, SampleRecord
+from otx_xai.data.image_info import ImageInfo
 from otx_xai.data.object_records import read_object_records
-from otx_xai.explain.entity import ImageInfo
 
 MIN_BOX_SIDE = 1.0  # input pixels; thinner target boxes are dropped (torchvision rejects degenerate boxes)
 

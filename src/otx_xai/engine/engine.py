@@ -14,7 +14,15 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from otx_xai.engine.checkpoint import load_model, read_checkpoint
 from otx_xai.engine.explain_mixin import ExplainMixin
 from otx_xai.engine.progress import trainer_progress
-from otx_xai.engine.recipe import ModelSpec, Recipe, build_model, load_recipe, model_label_names, recipe_from_dict
+from otx_xai.engine.recipe import (
+    ModelSpec,
+    Recipe,
+    build_model,
+    load_recipe,
+    model_label_names,
+    recipe_from_dict,
+    recipe_of_ir,
+)
 from otx_xai.engine.tasks import build_datamodule
 from otx_xai.engine.workdir import latest_run, new_run_dir, point_latest, write_run_record
 from otx_xai.errors import UserError
@@ -22,7 +30,6 @@ from otx_xai.explain.callback import PredictionCollector
 from otx_xai.explain.entity import PredictionBatch
 from otx_xai.explain.probes import ExplainProbesCallback
 from otx_xai.openvino.export import export_ir
-from otx_xai.openvino.metadata import recipe_of_ir
 
 log = logging.getLogger(__name__)
 

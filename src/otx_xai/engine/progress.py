@@ -13,7 +13,7 @@ import lightning
 from lightning.pytorch.callbacks import TQDMProgressBar
 from tqdm import tqdm
 
-from otx_xai.models.base import batch_images
+from otx_xai.data.dataset import batch_images
 
 
 def interactive() -> bool:

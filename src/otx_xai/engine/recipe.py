@@ -7,10 +7,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import openvino as ov
 import yaml
 
 from otx_xai.data.datamodule import DataConfig
-from otx_xai.errors import UserError
+from otx_xai.errors import MissingFileError, UserError
+from otx_xai.openvino.metadata import read_metadata
 
 
 class RecipeError(UserError):
@@ -125,3 +127,19 @@ def build_model(spec: ModelSpec, label_names: list[str]) -> Any:
         return cls(label_names=label_names, **spec.init_args)
     except TypeError as error:
         raise RecipeError(f"bad model.init_args for {spec.class_path}: {error}") from None
+
+
+def recipe_of_ir(xml_path: str) -> Recipe:
+    """A Recipe (task and data settings) from an exported IR's metadata, for explaining it with no recipe.
+
+    An IR otx_xai did not export gets a classification recipe with default data settings: its labels and
+    preprocessing are resolved when it is loaded (``IRModel`` with the ``--ir.*`` flags or its rt_info).
+    """
+    if not Path(xml_path).is_file():
+        raise MissingFileError(f"IR {xml_path} not found: export with `otx export` first")
+    meta = read_metadata(ov.Core().read_model(str(xml_path)))
+    if not meta:
+        return Recipe(task="classification", data=DataConfig())
+    data = DataConfig(input_size=tuple(meta["input_size"]), mean=list(meta["mean"]), std=list(meta["std"]),
+                      letterbox=bool(meta.get("letterbox", False)))
+    return Recipe(task=meta["task"], data=data)

@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from otx_xai.audit.sanity import summarize_sanity
+import numpy as np
+
 from otx_xai.metrics import summarize
 
 GATED = ("pointing_game", "insertion_deletion", "adcc")
+SANITY_FLAG_ABOVE = 0.5  # median Spearman of the sanity check above which the maps barely depend on the model
+
+
+def summarize_sanity(similarities: list[float]) -> dict[str, Any]:
+    """Median similarity and whether it is high enough to flag."""
+    if not similarities:
+        return {}
+    median = float(np.median(similarities))
+    return {"median_spearman": median, "images": len(similarities), "flagged": median > SANITY_FLAG_ABOVE}
 
 
 def _pointing_game(entries: list[dict[str, Any]]) -> tuple[float | None, int]:

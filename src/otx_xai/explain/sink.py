@@ -10,11 +10,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from otx_xai.audit.evaluator import AuditEvaluator
 from otx_xai.data.dataset import FailedImage
 from otx_xai.data.image_io import ImageReadError, read_image_rgb
 from otx_xai.errors import UserError
@@ -36,6 +35,18 @@ from otx_xai.explain.rank_index import merge_rank_indexes, rank_index_name
 from otx_xai.explain.saliency import MapKey, overlay, postprocess, predicted_labels, select_maps
 
 log = logging.getLogger(__name__)
+
+
+class MapEvaluator(Protocol):
+    """Per-image map quality computed while a run is dumped (``audit.evaluator.AuditEvaluator``)."""
+
+    @property
+    def needs_image(self) -> bool:
+        """Whether ``evaluate`` needs the original image."""
+
+    def evaluate(self, image: np.ndarray | None, class_maps: np.ndarray, hits: list[bool],
+                 target: int | None) -> dict[str, float]:
+        """Metric values of one image."""
 
 
 @dataclass
@@ -67,7 +78,7 @@ class ExplainSink:
         run_dir: Path | None = None,
         header: dict[str, Any] | None = None,
         keep_results: bool = True,
-        evaluator: AuditEvaluator | None = None,
+        evaluator: MapEvaluator | None = None,
     ) -> None:
         self.config = config
         self.evaluator = evaluator

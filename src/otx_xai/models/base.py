@@ -8,14 +8,7 @@ import lightning
 import torch
 from torch import Tensor
 
-
-def batch_images(batch: Any) -> Tensor:
-    """The image tensor of a batch: a dict's ``"images"``, a tuple's first item, or the tensor itself."""
-    if isinstance(batch, dict):
-        return batch["images"]
-    if isinstance(batch, list | tuple):
-        return batch[0]
-    return batch
+from otx_xai.data.dataset import batch_images
 
 
 class ExplainableModel(lightning.LightningModule):

@@ -15,11 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from otx_xai.boxes import Detections
 from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.forward.det_box_map import DetBoxProbabilityMap
 from otx_xai.explain.methods.forward.det_class_prob_map import DetClassProbabilityMap
 from otx_xai.models.base import batch_images
-from otx_xai.models.det_postprocess import Detections, detect
+from otx_xai.models.det_postprocess import detect
 from otx_xai.models.detectors import HeadResult, build_detector
 from otx_xai.models.object_model import ObjectModel
 from otx_xai.tracing import frozen_size

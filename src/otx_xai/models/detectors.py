@@ -27,8 +27,8 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock
 
+from otx_xai.boxes import clip_boxes
 from otx_xai.errors import UserError
-from otx_xai.models.det_postprocess import clip_boxes
 from otx_xai.models.weights import load_backbone_weights
 from otx_xai.tracing import constant_size_checks, frozen_size
 

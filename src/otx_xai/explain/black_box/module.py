@@ -9,11 +9,11 @@ import lightning
 import torch
 from torch import Tensor
 
+from otx_xai.data.dataset import batch_images
 from otx_xai.explain.black_box.protocol import BlackBoxMethod
 from otx_xai.explain.black_box.runners import torch_runner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
-from otx_xai.models.base import batch_images
 
 
 class BlackBoxModule(lightning.LightningModule):

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from otx_xai.boxes import Detections, box_iou
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.models.det_postprocess import Detections, box_iou
 from otx_xai.tracing import frozen_size
 
 
