@@ -7,7 +7,6 @@ from typing import Any
 
 import openvino as ov
 
-
 RT_SECTION = "otx_xai"
 XAI_OUTPUTS = ("feature_vector", "saliency_map", "feature_map")
 BOX_SALIENCY_MAP = "box_saliency_map"  # detectors' per-box maps: an extra XAI output, not required of an IR
