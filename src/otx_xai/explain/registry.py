@@ -123,6 +123,21 @@ PERTURBATION = (
              "(balance: 150)",
         settings={"preset": "balance", "iterations": 50, "kernel_widths": (0.1, 0.175, 0.25),
                   "batch_size": 32}),
+    MethodSpec(
+        name="Occlusion", family="perturbation", tasks=("classification",), backends=BACKENDS,
+        entry="otx_xai.explain.methods.perturbation.occlusion:FOR_TASK",
+        summary="a window slid over the input and set to the preprocessing mean; a pixel's map is the class "
+                "score's drop averaged over the windows covering it (captum's Occlusion)",
+        cost="1 + windows inferences (224 px, window 32, stride 16: 170), every class at once",
+        settings={"preset": "balance", "window": 32, "stride": 16, "batch_size": 32}),
+    MethodSpec(
+        name="LIME", family="perturbation", tasks=("classification",), backends=BACKENDS,
+        entry="otx_xai.explain.methods.perturbation.lime:FOR_TASK",
+        summary="superpixels hidden at random; per class a kernel-weighted ridge regression gives each "
+                "superpixel its weight (lime's LimeImageExplainer)",
+        cost="1 + num_samples inferences (preset speed/balance/quality: 500/1000/2000), every class at once",
+        settings={"preset": "balance", "num_samples": 1000, "segmentation": "quickshift", "fill": "mean",
+                  "seed": 0, "batch_size": 32}),
 )
 
 METHODS: tuple[MethodSpec, ...] = (*FORWARD, *GRADIENT, *PERTURBATION)

@@ -27,6 +27,11 @@ RISE_MASKS = {Preset.SPEED: 1000, Preset.BALANCE: 2000, Preset.QUALITY: 5000}
 AISE_ITERATIONS = {Preset.SPEED: 25, Preset.BALANCE: 50, Preset.QUALITY: 85}
 AISE_KERNEL_WIDTHS = {Preset.SPEED: (0.1, 0.175, 0.25), Preset.BALANCE: (0.1, 0.175, 0.25),
                       Preset.QUALITY: (0.075, 0.1333, 0.1917, 0.25)}
+OCCLUSION_WINDOW = {Preset.SPEED: 32, Preset.BALANCE: 32, Preset.QUALITY: 16}  # pixels
+OCCLUSION_STRIDE = {Preset.SPEED: 1.0, Preset.BALANCE: 0.5, Preset.QUALITY: 0.5}  # of the window
+LIME_SAMPLES = {Preset.SPEED: 500, Preset.BALANCE: 1000, Preset.QUALITY: 2000}  # balance: lime's default
+SEGMENTATIONS = ("quickshift", "slic")
+LIME_FILLS = ("mean", "baseline")
 
 
 @dataclass
@@ -47,6 +52,13 @@ class BlackBoxConfig:
         map_memory_mb: RISE / D-RISE float32 maps held at once per image: the explained classes (boxes)
             whose maps fit are summed while the model runs; more (the ALL group of a many-class model)
             are summed in further passes over the masks, this many MB of maps at a time.
+        window: Occlusion window side in pixels (preset: 32 / 32 / 16; clipped to the input).
+        stride: Occlusion stride in pixels, at most the window (preset: the window / half of it / half of it,
+            i.e. 32 / 16 / 8 at the preset windows).
+        num_samples: LIME perturbed samples per image, i.e. inferences (preset: 500 / 1000 / 2000).
+        segmentation: LIME superpixels: quickshift (lime's default) or slic.
+        fill: what LIME puts in a hidden superpixel: its mean colour (lime's default) or the baseline
+            (the preprocessing mean).
     """
 
     preset: str = "balance"
@@ -58,6 +70,11 @@ class BlackBoxConfig:
     kernel_widths: list[float] | None = None
     batch_size: int = 32
     map_memory_mb: int = 64
+    window: int | None = None
+    stride: int | None = None
+    num_samples: int | None = None
+    segmentation: str = "quickshift"
+    fill: str = "mean"
 
     def __post_init__(self) -> None:
         try:
@@ -65,7 +82,8 @@ class BlackBoxConfig:
         except ValueError:
             raise UserError(f"unknown black_box.preset {self.preset!r}: use one of "
                              f"{', '.join(p.value for p in Preset)}") from None
-        for name in ("num_masks", "num_cells", "iterations", "batch_size", "map_memory_mb"):
+        for name in ("num_masks", "num_cells", "iterations", "batch_size", "map_memory_mb", "window", "stride",
+                     "num_samples"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise UserError(f"black_box.{name}={value} must be a positive integer")
@@ -75,6 +93,17 @@ class BlackBoxConfig:
         if self.kernel_widths is not None and (not self.kernel_widths or min(self.kernel_widths) <= 0):
             raise UserError(f"black_box.kernel_widths={self.kernel_widths} must be positive fractions of "
                              "the input side, e.g. [0.1, 0.25]")
+        self._check_occlusion_and_lime()
+
+    def _check_occlusion_and_lime(self) -> None:
+        if self.occlusion_stride > self.occlusion_window:
+            raise UserError(f"black_box.stride={self.occlusion_stride} is larger than black_box.window="
+                            f"{self.occlusion_window}: Occlusion would skip pixels; use a stride ≤ the window")
+        if self.segmentation not in SEGMENTATIONS:
+            raise UserError(f"unknown black_box.segmentation {self.segmentation!r}: use one of "
+                            f"{', '.join(SEGMENTATIONS)}")
+        if self.fill not in LIME_FILLS:
+            raise UserError(f"unknown black_box.fill {self.fill!r}: use one of {', '.join(LIME_FILLS)}")
 
     @property
     def masks(self) -> int:
@@ -90,6 +119,23 @@ class BlackBoxConfig:
     def aise_kernel_widths(self) -> tuple[float, ...]:
         """AISE kernel widths after the preset."""
         return tuple(float(w) for w in (self.kernel_widths or AISE_KERNEL_WIDTHS[Preset(self.preset)]))
+
+    @property
+    def occlusion_window(self) -> int:
+        """Occlusion window side (pixels) after the preset."""
+        return int(self.window or OCCLUSION_WINDOW[Preset(self.preset)])
+
+    @property
+    def occlusion_stride(self) -> int:
+        """Occlusion stride (pixels) after the preset."""
+        if self.stride:
+            return int(self.stride)
+        return max(1, int(self.occlusion_window * OCCLUSION_STRIDE[Preset(self.preset)]))
+
+    @property
+    def lime_samples(self) -> int:
+        """LIME samples per image after the preset."""
+        return int(self.num_samples or LIME_SAMPLES[Preset(self.preset)])
 
     def record(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
