@@ -26,6 +26,13 @@ class BlackBoxChoice:
         """The model's info with this method as its explain method."""
         return replace(info, explain_method=self.method.name)
 
+    def use_preprocess(self, preprocess: Any) -> None:
+        """Tell a method that reads pixels (LIME cuts superpixels of the image as RGB) the input's
+        normalization (a ``Preprocess``: mean and std in 0..255 units)."""
+        hook = getattr(self.method, "use_preprocess", None)
+        if hook is not None:
+            hook(preprocess.mean, preprocess.std)
+
     def audit(self, info: ModelInfo, explain_config: ExplainConfig) -> BlackBoxAudit:
         """What the audit metrics need to re-run the method."""
         return BlackBoxAudit(self.method, self.info(info), explain_config, self.config.batch_size)

@@ -119,6 +119,8 @@ class ExplainMixin:
             raise UserError(f"ir_performance_hint={ir_performance_hint!r} applies to an .xml IR: drop "
                             "--ir.performance_hint for a .ckpt or pass an IR")
         model, choice = checkpoint_method(self.model, explain_method, black_box)
+        if choice is not None:
+            choice.use_preprocess(self.recipe.data.preprocess())
         info = model_info(model)
         evaluator = build_evaluator(audit, model, None, self.recipe.data.preprocess(), info.multilabel,
                                     self.datamodule, choice.audit(info, config) if choice else None)
@@ -192,6 +194,8 @@ class ExplainMixin:
         self._check_ir_labels(ir, datamodule)
         info = ir.model_info
         preprocess = ir.data_config().preprocess()
+        if choice is not None:
+            choice.use_preprocess(preprocess)
         evaluator = build_evaluator(audit, None, ir, preprocess, info.multilabel, datamodule,
                                     choice.audit(info, config) if choice else None)
         if choice is not None:
