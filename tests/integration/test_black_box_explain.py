@@ -119,11 +119,14 @@ def test_cli_rise_on_a_checkpoint_and_auto_on_an_ir_without_xai_outputs(trained_
 
 
 @pytest.mark.parametrize(("flags", "words"), [
-    (["--explain_method", "LIME"], ("'LIME'", "not supported for classification", "RISE", "AISE")),
+    (["--explain_method", "SHAP"], ("'SHAP'", "RISE", "AISE", "Occlusion", "LIME")),
     (["--explain_method", "ViTReciproCAM"], ("ViTReciproCAM", "not supported for resnet18")),
     (["--explain_method", "RISE", "--black_box.num_masks", "-5"], ("num_masks=-5", "positive")),
     (["--explain_method", "AISE", "--black_box.preset", "fast"], ("preset", "fast", "speed")),
-], ids=["unknown", "unsupported", "negative_masks", "preset"])
+    (["--explain_method", "Occlusion", "--black_box.window", "16", "--black_box.stride", "64"],
+     ("stride=64", "window=16")),
+    (["--explain_method", "LIME", "--black_box.segmentation", "watershed"], ("watershed", "quickshift, slic")),
+], ids=["unknown", "unsupported", "negative_masks", "preset", "occlusion_stride", "lime_segmentation"])
 def test_bad_black_box_values_are_one_line_errors(trained_run: TrainedRun, capfd: pytest.CaptureFixture,
                                                   flags: list[str], words: tuple[str, ...]) -> None:
     code = main(["explain", "--work_dir", str(trained_run.work_dir), *flags])

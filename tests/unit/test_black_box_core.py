@@ -224,6 +224,6 @@ def test_presets_and_bad_settings() -> None:
         with pytest.raises(ValueError, match=words) as error:
             BlackBoxConfig(**bad)
         assert "\n" not in str(error.value)
-    with pytest.raises(ValueError, match="'LIME' is not available for classification") as error:
-        black_box_method("classification", "LIME")
+    with pytest.raises(ValueError, match="'SHAP' is not available for classification") as error:
+        black_box_method("classification", "SHAP")
     assert "RISE" in str(error.value)
