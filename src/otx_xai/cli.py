@@ -58,9 +58,13 @@ def _stage_parser(stage: str) -> ArgumentParser:
                             help="continue the latest (e.g. killed) explain run: explain only missing images")
         parser.add_class_arguments(ExplainConfig, "explain_config")
         parser.add_argument("--explain_method", type=str, default="auto",
-                            help="auto (the model's own method; AISE for a model with no white-box one), a "
-                            "white-box method (ReciproCAM, ViTReciproCAM, ActivationMap, ...) or a black-box one "
+                            help="auto (the model's own method; AISE for a model with no white-box one), a white-box "
+                            "method (ReciproCAM, ViTReciproCAM, ActivationMap, CAM, GradCAM, GradCAMPlusPlus, "
+                            "XGradCAM, LayerCAM, ...) or a black-box one "
                             "(RISE, AISE; settings under --black_box.*)")
+        parser.add_argument("--explain_layer", type=str | None, default=None,
+                            help="the module a gradient CAM (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM) explains "
+                            "at, by name (e.g. layer3); default: the traced last feature map")
         parser.add_class_arguments(BlackBoxConfig, "black_box")
         parser.add_argument("--ir_precision", type=str, default="f32",
                             help="OpenVINO CPU precision for an .xml IR: f32 (exact) or bf16 (faster, maps move)")
@@ -177,7 +181,8 @@ def run(stage: str, args: Namespace) -> int:
                            ir_options=ForeignIROptions(**{f.name: getattr(args.ir, f.name)
                                                           for f in fields(ForeignIROptions)}),
                            explain_method=args.explain_method, black_box=black_box,
-                           ir_performance_hint=args.ir.performance_hint, **_trainer_options(args))
+                           ir_performance_hint=args.ir.performance_hint, explain_layer=args.explain_layer,
+                           **_trainer_options(args))
         finally:
             _print_explain_summary(engine, args.dump)
     return 0

@@ -12,7 +12,7 @@ from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.protocol import BlackBoxMethod, black_box_method, black_box_names, is_black_box
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
-from otx_xai.explain.select import ACTIVATION_MAP, explain_time_method
+from otx_xai.explain.select import ACTIVATION_MAP, GRADIENT, explain_time_method
 
 
 @dataclass
@@ -42,9 +42,11 @@ def _hparams(model: Any) -> dict[str, Any]:
     return dict(getattr(model, "hparams", {}) or {})
 
 
-def checkpoint_method(model: Any, requested: str, black_box: BlackBoxConfig) -> tuple[Any, BlackBoxChoice | None]:
-    """The model to explain with the requested method (a copy switched to another white-box method if
-    asked), and the black-box method when one was asked for or ``auto`` picked one."""
+def checkpoint_method(model: Any, requested: str, black_box: BlackBoxConfig, layer: str | None = None
+                      ) -> tuple[Any, BlackBoxChoice | None]:
+    """The model to explain with the requested method (a copy switched to another white-box method, or to
+    another ``layer`` for a gradient CAM, if asked), and the black-box method when one was asked for or
+    ``auto`` picked one."""
     task = getattr(model, "task", "classification")
     own = getattr(model, "explain_method", type(model).__name__)
     hparams = _hparams(model)
@@ -53,12 +55,18 @@ def checkpoint_method(model: Any, requested: str, black_box: BlackBoxConfig) -> 
                                has_white_box, backend="checkpoint")
     if is_black_box(name):
         return model, BlackBoxChoice(black_box_method(task, name, black_box), black_box)
-    if name == own:
+    if layer and name not in GRADIENT:
+        raise UserError(f"explain_layer applies to the gradient methods ({', '.join(GRADIENT)}), not {name}: "
+                        "drop --explain_layer or pick one of them")
+    if name == own and (layer or None) == (hparams.get("explain_layer") or None):
         return model, None
     if "explain_method" not in hparams:
         raise UserError(f"{type(model).__name__} explains with {own} only: use auto, {own} or a black-box "
                          f"method ({', '.join(black_box_names(task))})")
-    clone = type(model)(**{**hparams, "explain_method": name, "weights": None})
+    changes = {"explain_method": name, "weights": None}
+    if layer or hparams.get("explain_layer"):
+        changes["explain_layer"] = layer or None
+    clone = type(model)(**{**hparams, **changes})
     clone.load_state_dict(model.state_dict())
     return clone.eval(), None
 
@@ -75,6 +83,10 @@ def ir_method(ir: Any, requested: str, black_box: BlackBoxConfig) -> BlackBoxCho
     info = ir.model_info
     has_white_box = (ir.has_xai_outputs and getattr(ir, "explain_unavailable", None) is None
                      and info.explain_method != ACTIVATION_MAP)
+    if requested in GRADIENT:
+        raise UserError(f"{requested} needs gradients, which an IR does not have: explain the IR with CAM, "
+                        f"ScoreCAM, ReciproCAM (each from an IR exported with it) or a black-box method "
+                        f"({', '.join(black_box_names(info.task))}), or explain the .ckpt")
     name = explain_time_method(ir.path.name, info.task, requested, info.explain_method, has_white_box,
                                backend="ir")
     if is_black_box(name):

@@ -75,6 +75,7 @@ class ExplainMixin:
         explain_method: str = "auto",
         black_box: BlackBoxConfig | None = None,
         ir_performance_hint: str = "auto",
+        explain_layer: str | None = None,
         **trainer_kwargs: Any,
     ) -> list[ImageExplanation]:
         """Predict and explain the test subset (or every image of an unlabelled folder).
@@ -96,7 +97,8 @@ class ExplainMixin:
         share of the images and global rank 0 merges their indexes into one.
         ``explain_method`` picks the algorithm at explain time: ``auto`` (the model's own white-box method;
         AISE for a model with none), a white-box name (ReciproCAM, ViTReciproCAM, ActivationMap, ...) or a
-        black-box one (RISE, AISE; ``black_box`` holds their settings).
+        black-box one (RISE, AISE; ``black_box`` holds their settings). ``explain_layer`` names the module a
+        gradient CAM (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM) explains at instead of the traced cut.
         Returns one ImageExplanation per readable image explained by this call (by this process).
         """
         config = explain_config or ExplainConfig()
@@ -108,6 +110,9 @@ class ExplainMixin:
             if trainer_kwargs:
                 raise UserError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
                                  "or pass a .ckpt")
+            if explain_layer:
+                raise UserError("explain_layer picks a layer of a checkpoint for a gradient CAM; an IR has no "
+                                "gradients: drop --explain_layer or pass a .ckpt")
             return self._explain_ir(config, dump, keep_results, audit, resume, ir_precision, ir_options,
                                     explain_method, black_box, ir_performance_hint)
         if ir_options is not None and ir_options != ForeignIROptions():
@@ -118,7 +123,7 @@ class ExplainMixin:
         if ir_performance_hint != "auto":
             raise UserError(f"ir_performance_hint={ir_performance_hint!r} applies to an .xml IR: drop "
                             "--ir.performance_hint for a .ckpt or pass an IR")
-        model, choice = checkpoint_method(self.model, explain_method, black_box)
+        model, choice = checkpoint_method(self.model, explain_method, black_box, explain_layer)
         if choice is not None:
             choice.use_preprocess(self.recipe.data.preprocess())
         info = model_info(model)
@@ -128,6 +133,9 @@ class ExplainMixin:
             model = black_box_module(model, choice, config)
             info = model_info(model)
         header = self._index_header(info, config, torch_runtime(model, trainer_kwargs), choice)
+        settings = model.explain_settings() if hasattr(model, "explain_settings") else {}
+        if settings:  # a gradient CAM: its layer and chunk bound
+            header["explain_settings"] = {**settings, "chunk": config.max_explain_chunk}
         if trainer_kwargs:
             sink = ExplainSink(config, None, header, keep_results, evaluator)
             return self._explain_with_trainer(model, sink, dump, audit, resume, trainer_kwargs)

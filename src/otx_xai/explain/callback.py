@@ -51,8 +51,11 @@ class ExplainCallback(lightning.Callback):
         self._previous_mode = pl_module.explain_mode
         pl_module.explain_mode = True
         explainer = getattr(pl_module, "explainer", None)
+        config = self.sink.config
         if hasattr(explainer, "max_chunk"):  # the memory bound of ExplainConfig.max_explain_chunk
-            explainer.max_chunk = self.sink.config.max_explain_chunk
+            explainer.max_chunk = config.max_explain_chunk
+        if hasattr(explainer, "configure"):  # the gradient CAMs compute only the classes the group shows
+            explainer.configure(config.target_explain_group, config.predicted_maps_conf_thr, config.max_explain_chunk)
 
     def on_predict_batch_end(
         self, trainer: lightning.Trainer, pl_module: lightning.LightningModule, outputs: Any, batch: Any,

@@ -92,10 +92,44 @@ FORWARD = (
         entry="otx_xai.explain.methods.forward.instance_seg_map:InstSegMaskMap",
         summary="Mask R-CNN: per class, the score-weighted mean of the predicted masks",
         cost="1 forward"),
+    MethodSpec(
+        name="CAM", family="forward", tasks=("classification",), backends=BACKENDS,
+        entry="otx_xai.explain.methods.forward.cam:CAM",
+        summary="CNNs with a global-average-pooling + one Linear head: the classifier row of each class "
+                "weights the last feature map (Zhou et al., 2016)",
+        cost="1 forward (one 1×1 convolution of the feature map)"),
 )
 
 # ---- gradient: one forward and backward passes through the checkpoint --------------------------------
-GRADIENT: tuple[MethodSpec, ...] = ()
+_GRADIENT_SETTINGS = {"max_explain_chunk": 4096}  # the layer: --explain_layer (default: the traced cut)
+GRADIENT: tuple[MethodSpec, ...] = (
+    MethodSpec(
+        name="GradCAM", family="gradient", tasks=("classification",), backends=("checkpoint",),
+        entry="otx_xai.explain.methods.gradient.grad_cam:GradCAM",
+        summary="channels weighted by the spatial mean of the class logit's gradient, ReLU "
+                "(Selvaraju et al., 2017), at the traced last feature map or --explain_layer",
+        cost="1 forward + batched backward passes through the head (all classes at once)",
+        settings=_GRADIENT_SETTINGS),
+    MethodSpec(
+        name="GradCAMPlusPlus", family="gradient", tasks=("classification",), backends=("checkpoint",),
+        entry="otx_xai.explain.methods.gradient.grad_cam_plusplus:GradCAMPlusPlus",
+        summary="Grad-CAM++: positive gradients weighted by closed-form higher-order coefficients "
+                "(Chattopadhay et al., 2018)",
+        cost="1 forward + batched backward passes through the head (all classes at once)",
+        settings=_GRADIENT_SETTINGS),
+    MethodSpec(
+        name="XGradCAM", family="gradient", tasks=("classification",), backends=("checkpoint",),
+        entry="otx_xai.explain.methods.gradient.xgrad_cam:XGradCAM",
+        summary="XGrad-CAM: gradients weighted by each activation's share of its channel (Fu et al., 2020)",
+        cost="1 forward + batched backward passes through the head (all classes at once)",
+        settings=_GRADIENT_SETTINGS),
+    MethodSpec(
+        name="LayerCAM", family="gradient", tasks=("classification",), backends=("checkpoint",),
+        entry="otx_xai.explain.methods.gradient.layer_cam:LayerCAM",
+        summary="LayerCAM: each position weighted by its own positive gradient (Jiang et al., 2021)",
+        cost="1 forward + batched backward passes through the head (all classes at once)",
+        settings=_GRADIENT_SETTINGS),
+)
 
 # ---- perturbation and search: model outputs on perturbed inputs, any model, checkpoint or IR ----------
 PERTURBATION = (

@@ -21,6 +21,9 @@ BY_MODEL_TYPE = {  # a model kind's own method: it needs the model's structure (
 TASK_OF_MODEL_TYPE = {"cnn": "classification", "vit": "classification", "single_stage_detector": "detection",
                       "mask_rcnn": "instance_segmentation"}
 WHITE_BOX_FAMILIES = ("forward", "gradient")  # built into the model's explain forward
+CAM = "CAM"  # a cut CNN with a GAP + one Linear head (the model checks its head)
+GRADIENT = [spec.name for spec in methods(family="gradient") if spec.name in  # the gradient CAMs: at a cut
+            ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "LayerCAM")]
 DEFAULT_BLACK_BOX = "AISE"  # the guide's black-box default: fewer inferences than RISE
 
 
@@ -43,9 +46,12 @@ def model_agnostic_methods(task: str) -> list[str]:
 def choose_method(model_name: str, requested: str, cut: bool = True, kind: str = "cnn") -> str:
     """The algorithm for a model of ``kind``: its specific one when ``cut`` (it can run it), else the
     Activation Map with a warning; a requested method the model cannot run is a one-line error.
-    Classifiers also run the registry's other class-agnostic forward methods (Eigen-CAM) on request."""
+    Classifiers also run the registry's other forward and gradient methods (Eigen-CAM, the gradient CAMs;
+    a CNN also CAM) on request; a CNN that cannot be cut runs only the class-agnostic ones."""
     specific = BY_MODEL_TYPE[kind]
     agnostic = model_agnostic_methods(TASK_OF_MODEL_TYPE[kind])
+    needs_cut = {CAM, *GRADIENT} if kind == "cnn" and not cut else {CAM} if kind != "cnn" else set()
+    agnostic = [name for name in agnostic if name not in needs_cut]  # CAM: a CNN's GAP + Linear head
     allowed = [specific, *agnostic] if cut else agnostic
     if requested == "auto":
         if not cut:

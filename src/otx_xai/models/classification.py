@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 
 import torch
@@ -12,13 +13,23 @@ from torchvision.models import VisionTransformer
 
 from otx_xai.errors import UserError
 from otx_xai.explain.methods.base import ExplainAlgo
+from otx_xai.explain.methods.forward.cam import CAM, cam_classifier
 from otx_xai.explain.methods.forward.recipro_cam import ReciproCAM, pointwise_layers
 from otx_xai.explain.methods.forward.vit_cls_row import check_encoder_block
 from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM
-from otx_xai.explain.select import choose_method, class_agnostic_explainer
+from otx_xai.explain.methods.gradient.base import GradientCAM
+from otx_xai.explain.select import GRADIENT, choose_method, class_agnostic_explainer
 from otx_xai.models.backbones import FeatureTap, build_torchvision, split_cnn, with_linear_head
 from otx_xai.models.base import ExplainableModel, batch_images
-from otx_xai.models.vit_forward import vit_forward_explain, vit_logits
+from otx_xai.models.gradient_explain import (
+    ExplainLayer,
+    check_explain_layer,
+    cnn_explain_layer,
+    cnn_gradient_explain,
+    gradient_explainer,
+    vit_explain_layer,
+)
+from otx_xai.models.vit_forward import vit_forward_explain, vit_gradient_explainer, vit_logits
 
 
 def class_scores(logits: Tensor, multilabel: bool, dim: int = -1) -> Tensor:
@@ -68,6 +79,29 @@ class ClassifierModel(ExplainableModel):
         self.log(f"{stage}/loss", self._loss(logits, labels), batch_size=size)
         self.log(f"{stage}/accuracy", accuracy, prog_bar=True, batch_size=size)
 
+    def export_outputs(self, images: Tensor, explain: bool) -> dict[str, Tensor]:
+        if explain and self.explain_method in GRADIENT:
+            raise UserError(f"{self.explain_method} needs gradients, which an IR does not have: export a model "
+                            "built with explain_method CAM, ScoreCAM or ReciproCAM (auto), or export without "
+                            "--explain and explain the IR with a black-box method")
+        return super().export_outputs(images, explain)
+
+    def explain_settings(self) -> dict[str, Any]:
+        """What the explain method ran with, for the index (the gradient CAMs: their layer and chunk)."""
+        explainer = getattr(self, "explainer", None)
+        if not isinstance(explainer, GradientCAM):
+            return {}
+        layer = getattr(self, "explain_layer", None)
+        return {"layer": layer.name if layer is not None else self._default_layer_name(),
+                "chunk": explainer.max_chunk}
+
+    def _default_layer_name(self) -> str:
+        """The layer a gradient CAM explains at by default: the traced cut's node, a ViT's last-block input."""
+        if hasattr(self, "vit"):
+            return f"{dict(self.vit.encoder.layers.named_children()).popitem()[0]} input"
+        output = next(node for node in reversed(self.backbone.graph.nodes) if node.op == "output")
+        return str(output.args[0].meta.get("qualname") or output.args[0].name)
+
 
 class ImageClassifier(ClassifierModel):
     """A torchvision classifier (multiclass or multilabel) explained in its own forward.
@@ -92,7 +126,9 @@ class ImageClassifier(ClassifierModel):
             (mobilenet_v3's 576→1024→K) has to run at each of the h·w positions.
         explain_method: "auto" (Recipro-CAM when the network can be cut at its last feature map, ViT
             Recipro-CAM for a ViT, else the Activation Map with a warning), or one of the methods the model
-            can run (``explain/select.py``).
+            can run (``explain/select.py``): also CAM (GAP + one Linear heads) and the gradient CAMs
+            (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM) at the traced cut.
+        explain_layer: the module (by name, e.g. ``layer3``) a gradient CAM explains at instead of the cut.
     """
 
     def __init__(
@@ -104,6 +140,7 @@ class ImageClassifier(ClassifierModel):
         lr: float = 1e-3,
         explain_method: str = "auto",
         head: str = "torchvision",
+        explain_layer: str | None = None,
     ) -> None:
         super().__init__(label_names, multilabel, lr)
         self.save_hyperparameters()
@@ -112,6 +149,8 @@ class ImageClassifier(ClassifierModel):
         net = build_torchvision(backbone, len(self.label_names), weights)
         if isinstance(net, VisionTransformer):
             self._init_vit(net, backbone, head, explain_method)
+            module = vit_explain_layer(self.vit, explain_layer, self.explain_method)
+            self.explain_layer = None if module is None else ExplainLayer(explain_layer, self.vit, module)
             return
         parts = split_cnn(net)
         if head == "linear":
@@ -120,12 +159,21 @@ class ImageClassifier(ClassifierModel):
                                  "none: use head 'torchvision'")
             parts = with_linear_head(parts, len(self.label_names))
         self.explain_method = choose_method(backbone, explain_method, cut=parts is not None)
+        check_explain_layer(explain_layer, self.explain_method)
         if parts is None:
             self.tap = FeatureTap(net)
             self._pooled_head = None
         else:
             self.backbone, self.neck_head, self._pooled_head = parts.backbone, parts.neck_head, parts.head
-        if self.explain_method == ReciproCAM.name:
+        self.explain_layer: ExplainLayer | None = None
+        if self.explain_method == CAM.name:
+            self.explainer = CAM(cam_classifier(parts.head, backbone))
+        elif self.explain_method in GRADIENT:
+            tapped = cnn_explain_layer(self.backbone, self.neck_head, explain_layer, self.explain_method)
+            if tapped is not None:
+                self.explain_layer = ExplainLayer(explain_layer, partial(self._forward_parts, *tapped))
+            self.explainer = gradient_explainer(self.explain_method, self._head_on_feature_map, multilabel)
+        elif self.explain_method == ReciproCAM.name:
             pointwise = parts.head is not None and pointwise_layers(parts.head) is not None
             self.explainer: ExplainAlgo = ReciproCAM(
                 head_on_feature_map=self._head_on_feature_map,
@@ -144,8 +192,11 @@ class ImageClassifier(ClassifierModel):
         self.vit = vit
         self.explain_method = choose_method(backbone, explain_method, kind="vit")
         method = self.explain_method
-        self.explainer = (ViTReciproCAM.from_vit(vit, score_fn=self._scores) if method == ViTReciproCAM.name
-                          else class_agnostic_explainer(method))
+        if method in GRADIENT:
+            self.explainer: ExplainAlgo = vit_gradient_explainer(vit, method, self.multilabel)
+        else:
+            self.explainer = (ViTReciproCAM.from_vit(vit, score_fn=self._scores) if method == ViTReciproCAM.name
+                              else class_agnostic_explainer(method))
 
     @property
     def head(self) -> nn.Module:
@@ -172,15 +223,24 @@ class ImageClassifier(ClassifierModel):
         if hasattr(self, "tap"):
             logits, feature_map = self.tap(images)
             return logits, feature_map.mean(dim=(2, 3)), feature_map
-        feature_map = self.backbone(images)
+        return self._forward_parts(self.backbone, self.neck_head, images)
+
+    def _forward_parts(self, backbone: nn.Module, neck_head: nn.Module, images: Tensor
+                       ) -> tuple[Tensor, Tensor, Tensor]:
+        """``_logits_vector_and_feature_map`` through these parts (the model's own, or copies with a tapped layer)."""
+        feature_map = backbone(images)
         pooled = feature_map.mean(dim=(2, 3))
-        if self._pooled_head is not None:  # GAP neck: pool once, for the logits and the feature vector
+        if self._pooled_head is not None and neck_head is self.neck_head:  # GAP neck: pool once for both
             return self._pooled_head(pooled), pooled, feature_map
-        return self._head_on_feature_map(feature_map), pooled, feature_map
+        return neck_head(feature_map), pooled, feature_map
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
         if hasattr(self, "vit"):
-            return vit_forward_explain(self.vit, self.explainer, self.explain_method, len(self.label_names), images)
+            return vit_forward_explain(self.vit, self.explainer, self.explain_method, len(self.label_names), images,
+                                       self.explain_layer)
+        if isinstance(self.explainer, GradientCAM):
+            return cnn_gradient_explain(self._logits_vector_and_feature_map, self.explainer, self.explain_layer,
+                                        images)
         logits, feature_vector, feature_map = self._logits_vector_and_feature_map(images)
         saliency = self.explainer(feature_map)
         saliency = saliency.expand(-1, len(self.label_names), -1, -1)  # a class-agnostic map fills every channel

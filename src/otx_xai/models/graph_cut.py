@@ -53,6 +53,8 @@ def trace(net: nn.Module) -> fx.GraphModule:
     try:
         tracer = NodePathTracer(**_set_default_tracer_kwargs(None))
         graph = tracer.trace(net)
+        for node, qualname in tracer.node_to_qualname.items():  # e.g. layer4.1.add: what --explain_layer names
+            node.meta["qualname"] = qualname
         module = fx.GraphModule(tracer.root, graph, type(net).__name__)
         with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints what it raises
             for size in PROBE_SIZES:

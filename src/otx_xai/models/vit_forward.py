@@ -7,6 +7,9 @@ reuses its per-patch projections.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torchvision.models import VisionTransformer
@@ -15,6 +18,7 @@ from otx_xai.errors import UserError
 from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.forward.vit_cls_row import BlockInputs, block_inputs, real_cls_row
 from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM, grid_size
+from otx_xai.explain.methods.gradient.base import GradientCAM
 from otx_xai.tracing import frozen_size
 
 
@@ -42,24 +46,51 @@ def vit_logits(vit: VisionTransformer, images: Tensor) -> Tensor:
     return vit.heads(cls_feature(vit, block_inputs(vit.encoder.layers[-1], tokens)))
 
 
+def patch_grid(tokens: Tensor) -> Tensor:
+    """Tokens (B, 1+N, D) as the patch grid (B, D, g, g), the CLS token left out."""
+    patches = tokens[:, 1:].transpose(1, 2)
+    grid = grid_size(frozen_size(patches, -1)[0])
+    return patches.unflatten(-1, (grid, grid))
+
+
+def _last_block_logits(vit: VisionTransformer, tokens: Tensor) -> Tensor:
+    """torchvision's own last block, final norm and head on the tokens entering the last block."""
+    return vit.heads(vit.encoder.ln(vit.encoder.layers[-1](tokens))[:, 0])
+
+
+def vit_gradient_explainer(vit: VisionTransformer, method: str, multilabel: bool) -> GradientCAM:
+    """The gradient CAM ``method`` at the tokens entering the last block, on the patch-token grid."""
+    from otx_xai.models.gradient_explain import gradient_explainer
+
+    return gradient_explainer(method, partial(_last_block_logits, vit), multilabel, patch_grid)  # deep-copyable
+
+
 def vit_forward_explain(vit: VisionTransformer, explainer: nn.Module, explain_method: str, num_labels: int,
-                        images: Tensor) -> dict[str, Tensor]:
+                        images: Tensor, explain_layer: Any = None) -> dict[str, Tensor]:
     """logits, feature_vector (the CLS feature), saliency_map and feature_map (the patch tokens entering
-    the last block, as a grid) in one pass; ``explainer``: ViT Recipro-CAM or a class-agnostic map."""
+    the last block, as a grid) in one pass; ``explainer``: ViT Recipro-CAM, a gradient CAM (at
+    ``explain_layer`` when given, an ``ExplainLayer``) or a class-agnostic map."""
     tokens = tokens_before_last_block(vit, images)
     inputs = block_inputs(vit.encoder.layers[-1], tokens)
     feature_vector = cls_feature(vit, inputs)
     patches = tokens[:, 1:].transpose(1, 2)  # (B, D, N)
     grid = grid_size(frozen_size(patches, -1)[0])  # the patch count: a constant of an IR's input size
     feature_map = patches.unflatten(-1, (grid, grid))
-    if isinstance(explainer, ViTReciproCAM):  # the fast form shares the prediction's projections
+    logits = vit.heads(feature_vector)
+    if isinstance(explainer, GradientCAM) and explain_layer is not None:
+        from otx_xai.models.gradient_explain import layer_saliency
+
+        saliency = layer_saliency(explainer, explain_layer, images, lambda outputs: outputs)[1]
+    elif isinstance(explainer, GradientCAM):
+        saliency = explainer(tokens, logits)
+    elif isinstance(explainer, ViTReciproCAM):  # the fast form shares the prediction's projections
         saliency = normalize_map(explainer.saliency(tokens, inputs))
     elif explain_method == ViTReciproCAM.name:
         saliency = explainer(tokens)
     else:  # class-agnostic, the same for every class channel
         saliency = explainer(feature_map).expand(-1, num_labels, -1, -1)
     return {
-        "logits": vit.heads(feature_vector),
+        "logits": logits,
         "feature_vector": feature_vector,
         "saliency_map": saliency,
         "feature_map": feature_map,
