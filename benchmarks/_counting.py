@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 
-from otx_xai.explain.black_box.runners import ModelRunner
+from otx_xai.explain.black_box.runners import ModelRunner, stream_outputs
 
 
 class CountingRunner:
-    """A runner that counts the images it ran."""
+    """A runner that counts the images it ran, called or streamed (the wrapped runner's queue kept)."""
 
     def __init__(self, run: ModelRunner) -> None:
         self.run, self.images = run, 0
@@ -16,3 +18,10 @@ class CountingRunner:
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         self.images += len(images)
         return self.run(images)
+
+    def stream(self, batches: Iterable[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        def counted() -> Iterator[np.ndarray]:
+            for batch in batches:
+                self.images += len(batch)
+                yield batch
+        return stream_outputs(self.run, counted())

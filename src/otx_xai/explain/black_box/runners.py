@@ -20,9 +20,14 @@ ModelRunner = Callable[[np.ndarray], dict[str, np.ndarray]]
 BatchOutputs = Callable[[Iterable[np.ndarray]], Iterator[dict[str, np.ndarray]]]
 
 
-def _batches(images: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(images), batch_size):
-        yield np.ascontiguousarray(images[start : start + batch_size], dtype=np.float32)
+def _batches(images: np.ndarray, batch_size: int, in_flight: int = 1) -> Iterator[np.ndarray]:
+    """``images`` in batches of at most ``batch_size``, and in at least ``in_flight`` batches of nearly equal
+    size when there are that many images: a call of a few dozen images (an AISE round) then keeps every
+    infer request (stream, core) busy instead of one."""
+    count = max(-(-len(images) // batch_size), min(in_flight, len(images)), 1)
+    for part in np.array_split(np.arange(len(images)), count):
+        if len(part):
+            yield np.ascontiguousarray(images[part[0] : part[-1] + 1], dtype=np.float32)
 
 
 def _concatenate(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -31,13 +36,14 @@ def _concatenate(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray
 
 
 class StreamingRunner:
-    """A ModelRunner with ``stream``: ``batch_outputs`` maps batches to their outputs, in order."""
+    """A ModelRunner with ``stream``: ``batch_outputs`` maps batches to their outputs, in order; a call
+    splits its images into batches of at most ``batch_size``, at least ``in_flight`` of them."""
 
-    def __init__(self, batch_outputs: BatchOutputs, batch_size: int) -> None:
-        self.batch_outputs, self.batch_size = batch_outputs, batch_size
+    def __init__(self, batch_outputs: BatchOutputs, batch_size: int, in_flight: int = 1) -> None:
+        self.batch_outputs, self.batch_size, self.in_flight = batch_outputs, batch_size, in_flight
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        return _concatenate(self.stream(_batches(images, self.batch_size)))
+        return _concatenate(self.stream(_batches(images, self.batch_size, self.in_flight)))
 
     def stream(self, batches: Iterable[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         """Each batch's outputs, in order, batches taken from ``batches`` only as there is room for them."""
@@ -70,4 +76,4 @@ def torch_runner(model: Any, batch_size: int) -> StreamingRunner:
 
 def ir_runner(ir: Any, batch_size: int) -> StreamingRunner:
     """An IRModel's outputs (compile it without the XAI outputs to skip them), batches in flight at once."""
-    return StreamingRunner(ir.infer_batches, batch_size)
+    return StreamingRunner(ir.infer_batches, batch_size, in_flight=ir.num_requests)
