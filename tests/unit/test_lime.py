@@ -23,7 +23,12 @@ from otx_xai.explain.config import ExplainConfig, TargetExplainGroup
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.perturbation.lime import LimeImage, lime_scores, superpixel_fill
-from otx_xai.explain.methods.perturbation.lime_regression import kernel_weights, lime_coefficients, weighted_ridge
+from otx_xai.explain.methods.perturbation.lime_regression import (
+    kernel_weights,
+    lime_coefficients,
+    lime_samples,
+    weighted_ridge,
+)
 from otx_xai.explain.methods.perturbation.superpixels import superpixels, to_rgb
 
 SIZE = 48
@@ -79,8 +84,9 @@ def test_lime_coefficients_equal_limes(net: torch.nn.Module, index: int) -> None
     image = _photo(index)
     segments = superpixels(to_rgb(image, MEAN, STD), "slic")  # more superpixels than quickshift at 48 px
     features, num_samples, seed = int(segments.max()) + 1, 300, 11
-    samples = np.random.RandomState(seed).randint(0, 2, num_samples * features).reshape(num_samples, features)
-    samples[0] = 1  # lime draws exactly this matrix from its random_state
+    samples = lime_samples(num_samples, features, seed)  # what lime draws from RandomState(seed)
+    theirs = np.random.RandomState(seed).randint(0, 2, num_samples * features).reshape(num_samples, features)
+    assert np.array_equal(samples[1:], theirs[1:]) and samples[0].all()
     run = torch_runner(net, 32)
 
     def classify(batch: np.ndarray) -> np.ndarray:  # lime hands over (N, h, w, 3)
@@ -95,7 +101,7 @@ def test_lime_coefficients_equal_limes(net: torch.nn.Module, index: int) -> None
     def score_fn(perturbed: np.ndarray) -> np.ndarray:
         return class_scores(run(perturbed)["logits"], False)
 
-    lime_input = LimeImage(image, segments, num_samples, samples=samples.astype(np.uint8))
+    lime_input = LimeImage(image, segments, num_samples, seed=seed)  # draws the samples as lime does
     scores = lime_scores([lime_input], score_fn, chunk=64)[0]
     coef, intercept = lime_coefficients(lime_input.samples, scores[:, labels])
     for row, label in enumerate(labels):
@@ -143,7 +149,7 @@ def test_the_method_paints_superpixels_with_the_asked_classes_weights(net: torch
     asked = method.explain(images, run, INFO, ExplainConfig(), targets=[[1, 2], [3]])
     assert [c for c in range(CLASSES) if asked["saliency_map"][0, c].any()] == [1, 2]
     settings = method.settings()
-    assert (settings["num_samples"], settings["segmentation"], settings["inferences_per_image"]) == (120, "slic", 121)
+    assert (settings["num_samples"], settings["segmentation"], settings["inferences_per_image"]) == (120, "slic", 120)
 
 
 def test_lime_settings_are_checked() -> None:

@@ -169,7 +169,7 @@ PERTURBATION = (
         entry="otx_xai.explain.methods.perturbation.lime:FOR_TASK",
         summary="superpixels hidden at random; per class a kernel-weighted ridge regression gives each "
                 "superpixel its weight (lime's LimeImageExplainer)",
-        cost="1 + num_samples inferences (preset speed/balance/quality: 500/1000/2000), every class at once",
+        cost="num_samples inferences (preset speed/balance/quality: 500/1000/2000), every class at once",
         settings={"preset": "balance", "num_samples": 1000, "segmentation": "quickshift", "fill": "mean",
                   "seed": 0, "batch_size": 32}),
 )

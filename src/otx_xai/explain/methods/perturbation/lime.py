@@ -6,7 +6,8 @@ their mean colour (lime's default) or with the baseline (0 in the model's input 
 mean); the model scores every sample, and per explained class a ridge regression weighted by a
 cosine-distance kernel (``lime_regression.py``) gives each superpixel a weight. The map paints every
 superpixel with its weight. The score is the one RISE uses: softmax (sigmoid for a multilabel model).
-Cost: ``num_samples`` inferences per image plus one; every explained class shares them.
+Cost: ``num_samples`` inferences per image (the first sample keeps everything: it is the image's own
+prediction); every explained class shares them.
 
 The superpixels of a batch's images are cut on a worker thread (scikit-image releases the GIL) while the
 model scores the previous image's samples.
@@ -73,7 +74,7 @@ class LimeImage:
     def samples(self) -> np.ndarray:
         if self._samples is not None:
             return self._samples
-        return lime_samples(self.num_samples, int(self.segments.max()) + 1, np.random.default_rng(self.seed))
+        return lime_samples(self.num_samples, int(self.segments.max()) + 1, self.seed)
 
     def perturb(self, start: int, stop: int, out: np.ndarray) -> None:
         hide_superpixels(self.image, self.filled, self.segments, self.samples[start:stop], out)
@@ -83,13 +84,23 @@ class LimeImage:
         return coefficients.astype(np.float32)[:, self.segments]
 
 
-def lime_scores(images: Sequence[LimeImage], score_fn: ScoreFn, chunk: int) -> list[np.ndarray]:
-    """Per image, the scores (N, K) of its samples, ``chunk`` perturbed images per ``score_fn`` call."""
-    def build(b: int, start: int, stop: int, out: np.ndarray) -> None:
-        images[b].perturb(start, stop, out)
+def lime_scores(images: Sequence[LimeImage], score_fn: ScoreFn, chunk: int,
+                reference: np.ndarray | None = None) -> list[np.ndarray]:
+    """Per image, the scores (N, K) of its samples, ``chunk`` perturbed images per ``score_fn`` call.
 
-    return score_perturbations([image.num_samples for image in images], build, score_fn, images[0].image.shape,
-                               chunk)
+    ``reference`` (B, K): the images' own scores, already known; the first sample (everything kept, i.e.
+    the image itself) takes them instead of another inference."""
+    skip = 0 if reference is None else 1
+
+    def build(b: int, start: int, stop: int, out: np.ndarray) -> None:
+        images[b].perturb(start + skip, stop + skip, out)
+
+    scores = score_perturbations([image.num_samples - skip for image in images], build, score_fn,
+                                 images[0].image.shape, chunk)
+    if reference is None:
+        return scores
+    return [np.concatenate([reference[b][None].astype(np.float64), s.reshape(-1, reference.shape[1])])
+            for b, s in enumerate(scores)]
 
 
 class LIME:
@@ -110,7 +121,7 @@ class LIME:
         c = self.config
         return {"method": self.name, "preset": c.preset, "num_samples": c.lime_samples,
                 "segmentation": c.segmentation, "fill": c.fill, "kernel_width": 0.25, "ridge_alpha": 1.0,
-                "seed": c.seed, "batch_size": c.batch_size, "inferences_per_image": c.lime_samples + 1}
+                "seed": c.seed, "batch_size": c.batch_size, "inferences_per_image": c.lime_samples}
 
     def explain(self, images: np.ndarray, run: ModelRunner, model: ModelInfo, config: ExplainConfig,
                 targets: list[list[int]] | None = None) -> dict[str, np.ndarray]:
@@ -124,7 +135,7 @@ class LIME:
                                 c.lime_samples, c.seed, c.fill) for image in images]
             outputs = run(images)
             scores = class_scores(outputs["logits"], model.multilabel)
-            sample_scores = lime_scores(inputs, score_fn, c.batch_size * CALLS_IN_FLIGHT)
+            sample_scores = lime_scores(inputs, score_fn, c.batch_size * CALLS_IN_FLIGHT, reference=scores)
         classes = classes_to_explain(scores, model, config, targets)
         painters = []
         for image, image_scores, chosen in zip(inputs, sample_scores, classes, strict=True):

@@ -19,9 +19,13 @@ KERNEL_WIDTH = 0.25  # lime_image.LimeImageExplainer's default
 RIDGE_ALPHA = 1.0  # lime_base.LimeBase's Ridge(alpha=1)
 
 
-def lime_samples(num_samples: int, num_features: int, rng: np.random.Generator) -> np.ndarray:
-    """Binary samples (num_samples, num_features) uint8, uniformly random but the first, which keeps all."""
-    samples = rng.integers(0, 2, (num_samples, num_features), dtype=np.uint8)
+def lime_samples(num_samples: int, num_features: int, seed: int) -> np.ndarray:
+    """Binary samples (num_samples, num_features) uint8, uniformly random but the first, which keeps all.
+
+    Drawn as lime draws them (``RandomState(seed).randint(0, 2, N·F)``), so lime's LimeImageExplainer with
+    ``random_state=seed`` (and an explicit ``random_seed``) hides the same superpixels in the same samples."""
+    samples = np.random.RandomState(seed).randint(0, 2, num_samples * num_features).astype(np.uint8)
+    samples = samples.reshape(num_samples, num_features)
     samples[0] = 1
     return samples
 
