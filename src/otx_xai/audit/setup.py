@@ -83,9 +83,10 @@ def build_evaluator(
 
 
 def _black_box_scorer(black_box: BlackBoxAudit, model: Any, ir: Any, preprocess: Preprocess) -> BlackBoxScorer:
-    from otx_xai.explain.black_box.runners import ir_runner, torch_runner
+    from otx_xai.explain.black_box.runners import ir_runner, method_torch_runner
 
-    run = ir_runner(ir, black_box.batch_size) if ir is not None else torch_runner(model, black_box.batch_size)
+    run = (ir_runner(ir, black_box.batch_size) if ir is not None
+           else method_torch_runner(black_box.method, model, black_box.batch_size))
     return BlackBoxScorer(run, black_box.method, black_box.info, black_box.config, preprocess)
 
 

@@ -76,6 +76,15 @@ def black_box_module(model: Any, choice: BlackBoxChoice, config: ExplainConfig) 
     return BlackBoxModule(model, choice.method, config, choice.config.batch_size)
 
 
+def check_ir_outputs(ir: Any, method: str, reads: set[str]) -> None:
+    """A one-line error, before anything is written, when the IR lacks an output ``method`` reads."""
+    missing = sorted(reads - {"logits"} - set(ir.ir_output_names))
+    if missing:
+        why = f" ({ir.explain_unavailable})" if getattr(ir, "explain_unavailable", None) else ""
+        raise UserError(f"{ir.path} has no {', '.join(missing)} output{why}, which {method} needs: export the "
+                        "model with `otx export --explain True`, or use RISE or AISE")
+
+
 def ir_method(ir: Any, requested: str, black_box: BlackBoxConfig) -> BlackBoxChoice | None:
     """The black-box method for an IR (None: its own white-box maps, which it must have). An IR with no
     white-box maps (exported without XAI outputs, or otx_xai's Recipro-CAM could not be inserted into a

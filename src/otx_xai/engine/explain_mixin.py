@@ -11,14 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from otx_xai.audit.setup import AuditOptions, build_evaluator, check_gates
-from otx_xai.engine.explain_choice import BlackBoxChoice, black_box_module, checkpoint_method, ir_method
+from otx_xai.engine.explain_choice import (
+    BlackBoxChoice,
+    black_box_module,
+    check_ir_outputs,
+    checkpoint_method,
+    ir_method,
+)
 from otx_xai.engine.progress import image_bar
 from otx_xai.engine.runtime_record import openvino_runtime, torch_runtime
 from otx_xai.engine.workdir import new_run_dir
 from otx_xai.errors import UserError, WriteError
 from otx_xai.explain.black_box.predict import predict_black_box
 from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.protocol import is_black_box
+from otx_xai.explain.black_box.protocol import black_box_outputs, is_black_box
 from otx_xai.explain.black_box.runners import ir_runner
 from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
@@ -191,13 +197,17 @@ class ExplainMixin:
         hint: str = "auto",
     ) -> list[ImageExplanation]:
         white_box = {*XAI_OUTPUTS, BOX_SALIENCY_MAP}
-        skip = unread_outputs(config) | (white_box if is_black_box(explain_method) else set())
+        reads = black_box_outputs(explain_method)  # e.g. Score-CAM's feature_map
+        skip = (unread_outputs(config) | (white_box if is_black_box(explain_method) else set())) - reads
         ir = IRModel(self.checkpoint, precision=precision, skip_outputs=skip, foreign=ir_options,
                      performance_hint=hint)
         choice = ir_method(ir, explain_method, black_box)
-        if choice is not None and white_box & set(ir.output_names):  # black-box: plain outputs only
-            ir = IRModel(self.checkpoint, precision=precision, skip_outputs=white_box, foreign=ir_options,
-                         performance_hint=hint)
+        if choice is not None:
+            reads = set(getattr(choice.method, "outputs", ()))
+            check_ir_outputs(ir, choice.method.name, reads)
+            if (white_box - reads) & set(ir.output_names):  # black-box: plain outputs (and what it reads) only
+                ir = IRModel(self.checkpoint, precision=precision, skip_outputs=white_box - reads,
+                             foreign=ir_options, performance_hint=hint)
         datamodule = self._ir_datamodule(ir)
         self._check_ir_labels(ir, datamodule)
         info = ir.model_info

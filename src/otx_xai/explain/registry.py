@@ -172,6 +172,15 @@ PERTURBATION = (
         cost="num_samples inferences (preset speed/balance/quality: 500/1000/2000), every class at once",
         settings={"preset": "balance", "num_samples": 1000, "segmentation": "quickshift", "fill": "mean",
                   "seed": 0, "batch_size": 32}),
+    MethodSpec(
+        name="ScoreCAM", family="perturbation", tasks=("classification",), backends=BACKENDS,
+        entry="otx_xai.explain.methods.perturbation.score_cam:FOR_TASK",
+        summary="each channel of the feature map at the traced cut, upsampled and min-max normalized, masks "
+                "the input; its weight is the class probability of the masked input (the official code's "
+                "Score-CAM; checkpoint or an IR with a feature_map output)",
+        cost="1 + C inferences (C: non-constant channels of the feature map, 512 for resnet18), every class "
+             "at once",
+        settings={"batch_size": 32, "max_explain_chunk": 4096}),
 )
 
 METHODS: tuple[MethodSpec, ...] = (*FORWARD, *GRADIENT, *PERTURBATION)

@@ -29,7 +29,12 @@ from otx_xai.models.gradient_explain import (
     gradient_explainer,
     vit_explain_layer,
 )
-from otx_xai.models.vit_forward import vit_forward_explain, vit_gradient_explainer, vit_logits
+from otx_xai.models.vit_forward import (
+    vit_forward_explain,
+    vit_gradient_explainer,
+    vit_logits,
+    vit_logits_and_feature_map,
+)
 
 
 def class_scores(logits: Tensor, multilabel: bool, dim: int = -1) -> Tensor:
@@ -233,6 +238,14 @@ class ImageClassifier(ClassifierModel):
         if self._pooled_head is not None and neck_head is self.neck_head:  # GAP neck: pool once for both
             return self._pooled_head(pooled), pooled, feature_map
         return neck_head(feature_map), pooled, feature_map
+
+    def logits_and_feature_map(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits and the feature map the saliency is computed from (CNN, Swin: the traced cut; ViT: the patch
+        tokens entering the last block, as a grid), in one pass without explaining (Score-CAM's forwards)."""
+        if hasattr(self, "vit"):
+            return vit_logits_and_feature_map(self.vit, images)
+        logits, _, feature_map = self._logits_vector_and_feature_map(images)
+        return logits, feature_map
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
         if hasattr(self, "vit"):

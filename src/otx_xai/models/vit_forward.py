@@ -65,6 +65,13 @@ def vit_gradient_explainer(vit: VisionTransformer, method: str, multilabel: bool
     return gradient_explainer(method, partial(_last_block_logits, vit), multilabel, patch_grid)  # deep-copyable
 
 
+def vit_logits_and_feature_map(vit: VisionTransformer, images: Tensor) -> tuple[Tensor, Tensor]:
+    """Logits (B, K) and the feature map (B, D, g, g): the patch tokens entering the last block, as a grid."""
+    tokens = tokens_before_last_block(vit, images)
+    logits = vit.heads(cls_feature(vit, block_inputs(vit.encoder.layers[-1], tokens)))
+    return logits, patch_grid(tokens)
+
+
 def vit_forward_explain(vit: VisionTransformer, explainer: nn.Module, explain_method: str, num_labels: int,
                         images: Tensor, explain_layer: Any = None) -> dict[str, Tensor]:
     """logits, feature_vector (the CLS feature), saliency_map and feature_map (the patch tokens entering

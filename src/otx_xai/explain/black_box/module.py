@@ -11,7 +11,7 @@ from torch import Tensor
 
 from otx_xai.data.dataset import batch_images
 from otx_xai.explain.black_box.protocol import BlackBoxMethod
-from otx_xai.explain.black_box.runners import torch_runner
+from otx_xai.explain.black_box.runners import method_torch_runner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 
@@ -43,8 +43,8 @@ class BlackBoxModule(lightning.LightningModule):
 
     def forward_explain(self, images: Tensor) -> dict[str, Tensor]:
         # the runner is made here, never stored: a deep copy (the sanity check's) must run its own model
-        outputs = self.method.explain(images.detach().cpu().numpy(), torch_runner(self.model, self.batch_size),
-                                      self.info, self.config)
+        run = method_torch_runner(self.method, self.model, self.batch_size)
+        outputs = self.method.explain(images.detach().cpu().numpy(), run, self.info, self.config)
         return {name: torch.from_numpy(value) for name, value in outputs.items()}
 
     def predict_step(self, batch: Any, batch_idx: int) -> Any:

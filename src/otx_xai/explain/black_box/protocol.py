@@ -51,6 +51,15 @@ def is_black_box(name: str) -> bool:
     return name in black_box_names()
 
 
+def black_box_outputs(name: str) -> set[str]:
+    """The model outputs perturbation method ``name`` reads besides the logits (its factory's ``outputs``),
+    e.g. Score-CAM's ``feature_map``, which an IR then keeps computing; empty for any other name."""
+    if not is_black_box(name):
+        return set()
+    factories: dict[str, MethodFactory] = load_entry(method_spec(name))
+    return {output for factory in factories.values() for output in getattr(factory, "outputs", ())}
+
+
 def black_box_method(task: str, name: str, config: BlackBoxConfig | None = None) -> BlackBoxMethod:
     """The method ``name`` for ``task``; a one-line error names the task's methods otherwise."""
     if name not in black_box_names(task):

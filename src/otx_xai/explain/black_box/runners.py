@@ -74,6 +74,13 @@ def torch_runner(model: Any, batch_size: int) -> StreamingRunner:
     return StreamingRunner(lambda batches: map(one, batches), batch_size)
 
 
+def method_torch_runner(method: Any, model: Any, batch_size: int) -> ModelRunner:
+    """The runner ``method`` makes for a torch model (``method.torch_runner``, e.g. Score-CAM's logits and
+    feature map), else ``torch_runner``."""
+    make = getattr(method, "torch_runner", None)
+    return make(model, batch_size) if make is not None else torch_runner(model, batch_size)
+
+
 def ir_runner(ir: Any, batch_size: int) -> StreamingRunner:
     """An IRModel's outputs (compile it without the XAI outputs to skip them), batches in flight at once."""
     return StreamingRunner(ir.infer_batches, batch_size, in_flight=ir.num_requests)

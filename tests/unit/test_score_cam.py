@@ -1,0 +1,132 @@
+"""Score-CAM against the slow, obvious form of the official code: one channel at a time, float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from otx_xai.explain.black_box.presets import BlackBoxConfig
+from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.entity import ModelInfo
+from otx_xai.explain.methods.perturbation.score_cam import ScoreCAM
+from otx_xai.explain.methods.perturbation.score_cam_core import score_cam_weights
+from otx_xai.models.classification import ImageClassifier
+
+LABELS = ["a", "b", "c", "d"]
+SIZE = 64  # mobilenet_v3_small: a 2×2 feature map of 576 channels
+
+
+def calibrated(model: ImageClassifier, size: int = SIZE) -> ImageClassifier:
+    """BatchNorm statistics of random images (realistic feature scales) and a unit-variance classifier."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(5)))
+        last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(6))
+    return model.eval()
+
+
+def reference_score_cam(model: ImageClassifier, image: torch.Tensor) -> np.ndarray:
+    """The official code's loop, per channel, in float64; maps (K, H, W) uint8 (min-max to 0..255, rounded)."""
+    size = tuple(image.shape[-2:])
+    with torch.no_grad():
+        activations = model.forward_explain(image[None])["feature_map"][0].double()
+        total = torch.zeros(len(LABELS), *size, dtype=torch.float64)
+        for channel in activations:
+            up = F.interpolate(channel[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+            if up.max() == up.min():
+                continue
+            mask = (up - up.min()) / (up.max() - up.min())
+            probs = torch.softmax(model((image * mask).float()[None]).double(), dim=-1)[0]
+            total += probs[:, None, None] * up
+    total = total.relu().numpy()
+    low, high = total.min(axis=(1, 2), keepdims=True), total.max(axis=(1, 2), keepdims=True)
+    return np.floor((total - low) / np.maximum(high - low, 1e-300) * 255.0 + 0.5).astype(np.uint8)
+
+
+def explain(model: ImageClassifier, images: torch.Tensor, chunk: int = 4096, batch_size: int = 32) -> np.ndarray:
+    method = ScoreCAM(BlackBoxConfig(batch_size=batch_size))
+    info = ModelInfo("classification", LABELS, False, "ScoreCAM")
+    run = method.torch_runner(model, batch_size)
+    return method.explain(images.numpy(), run, info, ExplainConfig(max_explain_chunk=chunk))["saliency_map"]
+
+
+def grey_difference(first: np.ndarray, second: np.ndarray) -> int:
+    return int(np.abs(first.astype(np.int16) - second.astype(np.int16)).max())
+
+
+def test_score_cam_equals_the_one_channel_at_a_time_reference() -> None:
+    torch.manual_seed(0)
+    model = calibrated(ImageClassifier(LABELS, "mobilenet_v3_small"))
+    image = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    maps = explain(model, image)
+    assert maps.dtype == np.uint8 and maps.shape == (1, len(LABELS), SIZE, SIZE)
+    reference = reference_score_cam(model, image[0])
+    assert len({m.tobytes() for m in reference}) == len(LABELS), "each class its own map"
+    assert grey_difference(maps[0], reference) <= 1
+
+
+class TinyClassifier(torch.nn.Module):
+    """Two convolutions and a linear head: a 6-channel 4×4 feature map, cheap enough to explain many times."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+                                            torch.nn.Conv2d(8, 6, 3, stride=2, padding=1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(6, len(LABELS))
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            feature_map = self.features(torch.from_numpy(images))
+            return {"logits": self.head(feature_map.mean(dim=(2, 3))).numpy() * 4.0,
+                    "feature_map": feature_map.numpy()}
+
+
+def test_batch_invariance_and_chunk_parity() -> None:
+    net = TinyClassifier()
+    images = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(2)).numpy()
+    info = ModelInfo("classification", LABELS, False, "ScoreCAM")
+
+    def explain_tiny(batch: np.ndarray, chunk: int) -> np.ndarray:
+        method = ScoreCAM(BlackBoxConfig(batch_size=2))
+        return method.explain(batch, net.run, info, ExplainConfig(max_explain_chunk=chunk))["saliency_map"]
+
+    whole = explain_tiny(images, 4096)
+    assert whole.shape == (8, len(LABELS), 16, 16) and whole.reshape(8, len(LABELS), -1).max(-1).min() == 255
+    assert grey_difference(whole, explain_tiny(images, 3)) <= 1
+    assert grey_difference(whole, np.concatenate([explain_tiny(images[i : i + 1], 4096) for i in range(8)])) <= 1
+
+
+def test_constant_channels_are_skipped_without_nan() -> None:
+    """Constant channels get no mask and no forward (weight 0); a map of only constant channels is zeros."""
+    feature_maps = torch.zeros(1, 3, 2, 2)
+    feature_maps[0, 1] = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    feature_maps[0, 2] = 7.0
+    images = torch.ones(1, 3, 8, 8)
+    calls: list[int] = []
+
+    def score_fn(masked: torch.Tensor) -> torch.Tensor:
+        calls.append(len(masked))
+        assert torch.isfinite(masked).all() and masked.min() == 0.0 and masked.max() == 1.0
+        return torch.tensor([[0.25, 0.75]]).expand(len(masked), 2)
+
+    weights = score_cam_weights(images, feature_maps, score_fn, 2, chunk=16)
+    assert calls == [1]
+    assert torch.equal(weights[0], torch.tensor([[0.0, 0.25, 0.0], [0.0, 0.75, 0.0]]))
+
+
+def test_vit_score_cam_masks_the_patch_token_grid() -> None:
+    """A torchvision ViT: the feature map is the patch tokens entering the last block as a grid (no CLS)."""
+    torch.manual_seed(0)
+    model = ImageClassifier(LABELS, "vit_b_16", head="linear").eval()
+    images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits, feature_map = model.logits_and_feature_map(images)
+        assert torch.allclose(logits, model(images), atol=1e-5)
+    assert feature_map.shape == (1, 768, 14, 14)
