@@ -68,7 +68,10 @@ def best_limit(xml: str | Path, images: np.ndarray, precision: str = "f32", batc
     best: Limit | None = None
     for batch in batches:
         model = core.read_model(str(xml))
-        model.reshape({model.input(0): ov.PartialShape([batch, *images.shape[1:]])})
+        try:
+            model.reshape({model.input(0): ov.PartialShape([batch, *images.shape[1:]])})
+        except RuntimeError:  # a graph that only runs with its batch dynamic: as it is
+            model = core.read_model(str(xml))
         batch_images = np.ascontiguousarray(np.resize(images, (batch, *images.shape[1:])), dtype=np.float32)
         for hint in hints:
             compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": hint,

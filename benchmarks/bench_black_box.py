@@ -8,6 +8,8 @@ THROUGHPUT hint, its infer requests in flight), each method explains the predict
 - inferences per image: images the model ran per explained image (counted at the runner);
 - ms per image: wall time of explaining the whole test subset, divided by its images (after a warm-up
   that compiles the IR's static-batch copies);
+- distance to limit: ms per image ÷ (inferences per image × the plain IR's best ms per inference, measured
+  in the same run at its best batch and hint: ``_limit.py``);
 - insertion / deletion AUC and their difference (``otx_xai.metrics.insertion_deletion_auc``, 30 steps,
   the IR's own softmax score), and the pointing game on the ground-truth boxes.
 
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from _counting import CountingRunner
+from _limit import best_limit, distance
 from _machine import header
 from _tables import markdown_table
 from otx_xai import Engine, ExplainConfig, TargetExplainGroup
@@ -74,7 +77,7 @@ def explain_all(loader: list[dict], method: str, xai_ir: IRModel, plain: IRModel
 
 def warm_up(settings: BlackBoxConfig) -> BlackBoxConfig:
     """Few masks / evaluations, but RISE's mask batches of the same sizes as the measured run's."""
-    chunk = 4 * settings.batch_size  # what RISE hands the runner at a time
+    chunk = settings.batch_size  # RISE streams its masked images in batches of this size
     return BlackBoxConfig(num_masks=chunk + settings.masks % chunk, num_cells=settings.num_cells, iterations=1,
                           kernel_widths=[0.25], batch_size=settings.batch_size)
 
@@ -111,14 +114,18 @@ def main() -> None:
             q = quality(maps, scorer, args.steps)
             cost[method] = inferences
             rows.append([method, f"{inferences:.0f}", f"{ms:.1f}", f"{q['insertion']:.3f}", f"{q['deletion']:.3f}",
-                         f"{q['insertion_deletion']:.3f}", f"{q['pointing_game']:.2f}"])
+                         f"{q['insertion_deletion']:.3f}", f"{q['pointing_game']:.2f}", (ms, inferences)])
         count = sum(len(batch["infos"]) for batch in loader)
+        limit = best_limit(plain_xml, np.asarray(loader[0]["images"], dtype=np.float32))
+        for row in rows:
+            row[-1] = f"{distance(*row[-1], limit):.2f}"
     print(header("Black-box methods against Recipro-CAM (resnet18 IR, shapes test set)"))
     print(f"{count} test images, input {size}×{size}, preset {settings.preset} (RISE {settings.masks} masks on "
           f"{settings.num_cells}×{settings.num_cells} cells, AISE {settings.aise_iterations} evaluations × "
-          f"{len(settings.aise_kernel_widths)} widths); each explains the predicted class\n")
+          f"{len(settings.aise_kernel_widths)} widths); each explains the predicted class; the plain IR's limit "
+          f"(best of batches and hints, measured after the methods): {limit.describe()}\n")
     print(markdown_table(["method", "inferences / image", "ms / image", "insertion AUC", "deletion AUC",
-                          "insertion − deletion", "pointing game"], rows))
+                          "insertion − deletion", "pointing game", "distance to limit"], rows))
     fewer = cost["AISE"] < cost["RISE"]
     print(f"\nGoal (the guide's claim): AISE explains a class with fewer inferences than RISE: "
           f"{'met' if fewer else 'NOT met'} ({cost['AISE']:.0f} vs {cost['RISE']:.0f} per image)")

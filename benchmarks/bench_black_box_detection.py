@@ -9,6 +9,8 @@ requests in flight), each method explains every detection scoring above ``--box_
 - inferences per image: images the model ran per explained image (counted at the runner);
 - ms per image: wall time over the whole test subset, divided by its images (after a warm-up that
   compiles the IR's static-batch copies);
+- distance to limit: ms per image ÷ (inferences per image × the plain IR's best ms per inference, measured
+  in the same run at its best batch and hint: ``_limit.py``);
 - own box: the share of box maps whose hottest pixel lies inside the box itself; other box: the share
   whose peak lies outside it but inside another box of the image with IoU < 0.3 (boxes with no such other
   box are not counted); pointing game: the class maps' peaks on the ground-truth boxes.
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from _counting import CountingRunner
+from _limit import best_limit, distance
 from _machine import header
 from _tables import markdown_table
 from otx_xai import Engine, ExplainConfig, TargetExplainGroup
@@ -121,15 +124,20 @@ def main() -> None:
             q = quality(batches, args.box_thr)
             boxes = sum(int((b.box_scores[i] > args.box_thr).sum()) for b in batches for i in range(len(b)))
             rows.append([method, f"{inferences:.0f}", f"{ms:.1f}", boxes, f"{q['own']:.2f}", f"{q['other']:.2f}",
-                         q["counted"], f"{q['pointing_game']:.2f}"])
+                         q["counted"], f"{q['pointing_game']:.2f}", (ms, inferences)])
         count = sum(len(batch["infos"]) for batch in loader)
+        limit = best_limit(plain_xml, np.asarray(loader[0]["images"], dtype=np.float32))
+        for row in rows:
+            row[-1] = f"{distance(*row[-1], limit):.2f}"
     aise = black_box_method("detection", "AISE", settings)
     print(header("Per-box detection maps: white-box vs D-RISE vs AISE (fcos_light IR, COCO shapes test set)"))
     print(f"{count} test images, input 128×128, boxes scoring above {args.box_thr}, preset {settings.preset} "
           f"(D-RISE {settings.masks} masks on {settings.num_cells}×{settings.num_cells} cells; AISE "
-          f"{aise.iterations} evaluations × {len(aise.box_widths)} widths per box)\n")
+          f"{aise.iterations} evaluations × {len(aise.box_widths)} widths per box); the plain IR's limit "
+          f"(best of batches and hints, measured after the methods): {limit.describe()}\n")
     print(markdown_table(["method", "inferences / image", "ms / image", "boxes explained", "own box",
-                          "other box", "boxes with another", "pointing game (class maps)"], rows))
+                          "other box", "boxes with another", "pointing game (class maps)", "distance to limit"],
+                         rows))
 
 
 if __name__ == "__main__":

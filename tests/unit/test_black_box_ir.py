@@ -63,12 +63,13 @@ def test_ir_runner_keeps_every_request_busy_and_streams_in_order(foreign_ir: tup
     order; both give what torch gives on the same weights."""
     net, xml = foreign_ir
     ir = IRModel(xml, foreign=FLAGS, num_requests=2)
+    assert ir.num_streams == 2  # the THROUGHPUT hint on this 2-core machine
     images = np.random.default_rng(1).normal(size=(7, 3, SIZE, SIZE)).astype(np.float32)
     with torch.no_grad():
         expected = net(torch.from_numpy(images)).numpy()
     run = ir_runner(ir, batch_size=32)
     np.testing.assert_allclose(run(images)["logits"], expected, rtol=1e-4, atol=1e-5)
-    assert ir.forms.static_batches == [3, 4]  # 7 images in two requests, not one batch of 7
+    assert ir.forms.static_batches == [3, 4]  # 7 images on the two streams, not one batch of 7 on one
     taken: list[int] = []
 
     def batches():

@@ -23,7 +23,7 @@ BatchOutputs = Callable[[Iterable[np.ndarray]], Iterator[dict[str, np.ndarray]]]
 def _batches(images: np.ndarray, batch_size: int, in_flight: int = 1) -> Iterator[np.ndarray]:
     """``images`` in batches of at most ``batch_size``, and in at least ``in_flight`` batches of nearly equal
     size when there are that many images: a call of a few dozen images (an AISE round) then keeps every
-    infer request (stream, core) busy instead of one."""
+    stream (core) of the IR busy instead of one."""
     count = max(-(-len(images) // batch_size), min(in_flight, len(images)), 1)
     for part in np.array_split(np.arange(len(images)), count):
         if len(part):
@@ -83,4 +83,4 @@ def method_torch_runner(method: Any, model: Any, batch_size: int) -> ModelRunner
 
 def ir_runner(ir: Any, batch_size: int) -> StreamingRunner:
     """An IRModel's outputs (compile it without the XAI outputs to skip them), batches in flight at once."""
-    return StreamingRunner(ir.infer_batches, batch_size, in_flight=ir.num_requests)
+    return StreamingRunner(ir.infer_batches, batch_size, in_flight=ir.num_streams)
