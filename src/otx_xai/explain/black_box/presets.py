@@ -59,6 +59,9 @@ class BlackBoxConfig:
         segmentation: LIME superpixels: quickshift (lime's default) or slic.
         fill: what LIME puts in a hidden superpixel: its mean colour (lime's default) or the baseline
             (the preprocessing mean).
+        ig_steps: I-GOS / I-GOS++ integration steps per gradient (preset: 10 / 15 / 20 and 10 / 20 / 20);
+            ``iterations`` is their optimizer iterations (preset: 10 / 20 / 30 and 8 / 15 / 25), ``seed``
+            their noise seed.
     """
 
     preset: str = "balance"
@@ -75,6 +78,7 @@ class BlackBoxConfig:
     num_samples: int | None = None
     segmentation: str = "quickshift"
     fill: str = "mean"
+    ig_steps: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -83,7 +87,7 @@ class BlackBoxConfig:
             raise UserError(f"unknown black_box.preset {self.preset!r}: use one of "
                              f"{', '.join(p.value for p in Preset)}") from None
         for name in ("num_masks", "num_cells", "iterations", "batch_size", "map_memory_mb", "window", "stride",
-                     "num_samples"):
+                     "num_samples", "ig_steps"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise UserError(f"black_box.{name}={value} must be a positive integer")

@@ -37,10 +37,11 @@ def _concatenate(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray
 
 class StreamingRunner:
     """A ModelRunner with ``stream``: ``batch_outputs`` maps batches to their outputs, in order; a call
-    splits its images into batches of at most ``batch_size``, at least ``in_flight`` of them."""
+    splits its images into batches of at most ``batch_size``, at least ``in_flight`` of them. ``model`` is
+    the torch module behind a checkpoint's runner (the gradient methods, I-GOS, need it); None for an IR."""
 
-    def __init__(self, batch_outputs: BatchOutputs, batch_size: int, in_flight: int = 1) -> None:
-        self.batch_outputs, self.batch_size, self.in_flight = batch_outputs, batch_size, in_flight
+    def __init__(self, batch_outputs: BatchOutputs, batch_size: int, in_flight: int = 1, model: Any = None) -> None:
+        self.batch_outputs, self.batch_size, self.in_flight, self.model = batch_outputs, batch_size, in_flight, model
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         return _concatenate(self.stream(_batches(images, self.batch_size, self.in_flight)))
@@ -71,7 +72,7 @@ def torch_runner(model: Any, batch_size: int) -> StreamingRunner:
                        else {"logits": model(tensor)})
         return {name: value.detach().cpu().numpy() for name, value in outputs.items()}
 
-    return StreamingRunner(lambda batches: map(one, batches), batch_size)
+    return StreamingRunner(lambda batches: map(one, batches), batch_size, model=model)
 
 
 def method_torch_runner(method: Any, model: Any, batch_size: int) -> ModelRunner:
