@@ -62,6 +62,12 @@ class BlackBoxConfig:
         ig_steps: I-GOS / I-GOS++ integration steps per gradient (preset: 10 / 15 / 20 and 10 / 20 / 20);
             ``iterations`` is their optimizer iterations (preset: 10 / 20 / 30 and 8 / 15 / 25), ``seed``
             their noise seed.
+        patches: SAG patch grid, patches per side.
+        keep: SAG's share of the full-image score a root keeps (0.9).
+        beam_width: SAG beam width (preset: 2 / 3 / 5); successors: patches a beam set grows by
+            (preset: 10 / 15 / 20); max_roots: roots the search stops at (10); shown_roots: roots drawn (3);
+            overlap: patches two shown roots may share (1). ``num_masks`` is SAG's RISE prior's mask count
+            (preset: 250 / 500 / 1000) when the model has no Recipro-CAM map of its own.
     """
 
     preset: str = "balance"
@@ -79,6 +85,13 @@ class BlackBoxConfig:
     segmentation: str = "quickshift"
     fill: str = "mean"
     ig_steps: int | None = None
+    patches: int = 7
+    keep: float = 0.9
+    beam_width: int | None = None
+    successors: int | None = None
+    max_roots: int = 10
+    shown_roots: int = 3
+    overlap: int = 1
 
     def __post_init__(self) -> None:
         try:
@@ -87,13 +100,18 @@ class BlackBoxConfig:
             raise UserError(f"unknown black_box.preset {self.preset!r}: use one of "
                              f"{', '.join(p.value for p in Preset)}") from None
         for name in ("num_masks", "num_cells", "iterations", "batch_size", "map_memory_mb", "window", "stride",
-                     "num_samples", "ig_steps"):
+                     "num_samples", "ig_steps", "patches", "beam_width", "successors", "max_roots", "shown_roots"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise UserError(f"black_box.{name}={value} must be a positive integer")
         if not 0.0 < float(self.prob) < 1.0:
             raise UserError(f"black_box.prob={self.prob} must be strictly between 0 and 1 (the share of "
                              "cells a mask keeps)")
+        if not 0.0 < float(self.keep) <= 1.0:
+            raise UserError(f"black_box.keep={self.keep} must be in (0, 1]: the share of the full-image score "
+                            "a SAG root keeps, e.g. 0.9")
+        if int(self.overlap) < 0:
+            raise UserError(f"black_box.overlap={self.overlap} must be 0 or more (patches two SAG roots share)")
         if self.kernel_widths is not None and (not self.kernel_widths or min(self.kernel_widths) <= 0):
             raise UserError(f"black_box.kernel_widths={self.kernel_widths} must be positive fractions of "
                              "the input side, e.g. [0.1, 0.25]")
