@@ -16,11 +16,20 @@ from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.protocol import black_box_method, black_box_names
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.methods.base import ExplainAlgo
-from otx_xai.explain.registry import BACKENDS, FAMILIES, METHODS, TASKS, load_entry, method_spec, methods
+from otx_xai.explain.registry import (
+    BACKENDS,
+    FAMILIES,
+    METHODS,
+    TASKS,
+    explains_through_runner,
+    load_entry,
+    method_spec,
+    methods,
+)
 from otx_xai.explain.select import explain_time_method
 
-WHITE_BOX = [spec for spec in METHODS if spec.family != "perturbation"]
-PERTURBATION = [spec for spec in METHODS if spec.family == "perturbation"]
+WHITE_BOX = [spec for spec in METHODS if not explains_through_runner(spec)]
+PERTURBATION = [spec for spec in METHODS if explains_through_runner(spec)]  # and I-GOS: through a ModelRunner
 
 
 def test_names_are_unique_and_fields_are_known_values() -> None:
@@ -60,7 +69,11 @@ def test_a_perturbation_entry_builds_the_method_per_declared_task_with_the_decla
 def test_lookups_filter_by_task_backend_and_family() -> None:
     assert {s.name for s in methods(task="instance_segmentation")} == {"InstSegMaskAggregation", "ActivationMap"}
     assert {s.name for s in methods(family="perturbation", task="detection")} == {"RISE", "DRISE", "AISE"}
-    assert black_box_names("classification") == [s.name for s in methods(task="classification", family="perturbation")]
+    assert black_box_names("classification") == [s.name for s in methods(task="classification")
+                                                 if explains_through_runner(s)]
+    assert {"IGOS", "IGOSPlusPlus", "SAG"} <= set(black_box_names("classification"))
+    assert all(s.family == "perturbation" or s.name in ("IGOS", "IGOSPlusPlus")
+               for s in methods() if explains_through_runner(s))
     assert all("ir" in s.backends for s in methods(backend="ir"))
     assert method_spec("EigenCAM").family == "forward"
 

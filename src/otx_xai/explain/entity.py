@@ -57,6 +57,9 @@ class PredictionBatch:
         return len(self.infos)
 
 
+EXTRA_PREFIX = "sag_"  # outputs a method adds for the dump (SAG's roots and graph), kept in ``extras``
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Numerically stable softmax over the last axis."""
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -76,7 +79,9 @@ def classification_batch(
     """A PredictionBatch from classifier outputs named as in the IR (logits, saliency_map, ...)."""
     logits = to_numpy(outputs["logits"]).astype(np.float32)
     scores = 1.0 / (1.0 + np.exp(-logits)) if model.multilabel else softmax(logits)
-    return PredictionBatch(infos=infos, model=model, scores=scores.astype(np.float32), **explain_outputs(outputs))
+    extras = {name: to_numpy(value) for name, value in outputs.items() if name.startswith(EXTRA_PREFIX)}
+    return PredictionBatch(infos=infos, model=model, scores=scores.astype(np.float32), extras=extras,
+                           **explain_outputs(outputs))
 
 
 def explain_outputs(outputs: Mapping[str, Any]) -> dict[str, np.ndarray | None]:

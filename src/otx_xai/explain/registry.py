@@ -10,6 +10,8 @@ What ``entry`` names, by family:
 - ``forward`` and ``gradient``: the ``ExplainAlgo`` subclass the model's explain forward runs;
 - ``perturbation``: a mapping ``{task: factory}``, ``factory(BlackBoxConfig)`` giving the object that
   explains a batch through a ``ModelRunner`` (``explain/black_box/protocol.py``), on a checkpoint or an IR.
+  A gradient method that optimizes an input mask (I-GOS, I-GOS++) names such a mapping too: it explains
+  through the runner's torch module rather than inside the model's forward (``explains_through_runner``).
 """
 
 from __future__ import annotations
@@ -129,6 +131,22 @@ GRADIENT: tuple[MethodSpec, ...] = (
         summary="LayerCAM: each position weighted by its own positive gradient (Jiang et al., 2021)",
         cost="1 forward + batched backward passes through the head (all classes at once)",
         settings=_GRADIENT_SETTINGS),
+    MethodSpec(
+        name="IGOS", family="gradient", tasks=("classification",), backends=("checkpoint",),
+        entry="otx_xai.explain.methods.gradient.igos:FOR_TASK",
+        summary="I-GOS: the smallest, smoothest deletion mask (28×28 at 224 px, blurred-image baseline) "
+                "killing the class score, by integrated-gradient descent with an L1 + TV loss and a line search",
+        cost="per explained class iterations·ig_steps forward+backward (balance: 20·15) + ig_steps forwards per "
+             "line-search trial",
+        settings={"preset": "balance", "iterations": 20, "ig_steps": 15, "seed": 0}),
+    MethodSpec(
+        name="IGOSPlusPlus", family="gradient", tasks=("classification",), backends=("checkpoint",),
+        entry="otx_xai.explain.methods.gradient.igos_plus_plus:FOR_TASK",
+        summary="I-GOS++: deletion and insertion masks optimized together (their product the map), bilateral "
+                "TV to follow the image's edges",
+        cost="per explained class 4·iterations·ig_steps forward+backward (balance: 4·15·20) + 4·ig_steps "
+             "forwards per line-search trial",
+        settings={"preset": "balance", "iterations": 15, "ig_steps": 20, "seed": 0}),
 )
 
 # ---- perturbation and search: model outputs on perturbed inputs, any model, checkpoint or IR ----------
@@ -181,6 +199,15 @@ PERTURBATION = (
         cost="1 + C inferences (C: non-constant channels of the feature map, 512 for resnet18), every class "
              "at once",
         settings={"batch_size": 32, "max_explain_chunk": 4096}),
+    MethodSpec(
+        name="SAG", family="perturbation", tasks=("classification",), backends=BACKENDS,
+        entry="otx_xai.explain.methods.perturbation.sag:FOR_TASK",
+        summary="Structured Attention Graphs: beam search over a 7×7 patch grid for diverse minimal patch sets "
+                "each keeping ≥ 90 % of the score, drawn as a graph of roots and children",
+        cost="1 + the prior (own Recipro-CAM: 0; else RISE, 500) + ≤ beam_width·successors per level + "
+             "minimizing and children (typically 100-1000)",
+        settings={"preset": "balance", "patches": 7, "keep": 0.9, "beam_width": 3, "successors": 15,
+                  "max_roots": 10, "shown_roots": 3, "overlap": 1, "batch_size": 32}),
 )
 
 METHODS: tuple[MethodSpec, ...] = (*FORWARD, *GRADIENT, *PERTURBATION)
@@ -203,6 +230,12 @@ def methods(task: str | None = None, backend: str | None = None, family: str | N
     return [spec for spec in METHODS
             if (task is None or task in spec.tasks) and (backend is None or backend in spec.backends)
             and (family is None or spec.family == family)]
+
+
+def explains_through_runner(spec: MethodSpec) -> bool:
+    """Whether ``spec`` explains by running the model on inputs it builds (a ModelRunner: the perturbation
+    methods and the input-mask gradient methods), i.e. its entry names a ``{task: factory}`` mapping."""
+    return spec.entry.endswith(":FOR_TASK")
 
 
 def load_entry(spec: MethodSpec) -> Any:

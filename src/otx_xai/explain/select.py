@@ -6,7 +6,7 @@ import logging
 
 from otx_xai.errors import UserError
 from otx_xai.explain.methods.base import ExplainAlgo
-from otx_xai.explain.registry import MethodSpec, load_entry, method_spec, methods
+from otx_xai.explain.registry import MethodSpec, explains_through_runner, load_entry, method_spec, methods
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,10 @@ def _names(specs: list[MethodSpec]) -> list[str]:
 
 
 def white_box_methods(task: str, backend: str | None = None) -> list[MethodSpec]:
-    """The forward and gradient methods of ``task`` (built into a model's explain forward)."""
-    return [spec for spec in methods(task=task, backend=backend) if spec.family in WHITE_BOX_FAMILIES]
+    """The forward and gradient methods of ``task`` built into a model's explain forward (not I-GOS: it
+    explains through a ModelRunner)."""
+    return [spec for spec in methods(task=task, backend=backend)
+            if spec.family in WHITE_BOX_FAMILIES and not explains_through_runner(spec)]
 
 
 def model_agnostic_methods(task: str) -> list[str]:
@@ -78,6 +80,10 @@ def explain_time_method(model_name: str, task: str, requested: str, own: str, ha
                     "instead of the Activation Map", model_name, DEFAULT_BLACK_BOX)
         return DEFAULT_BLACK_BOX
     if requested not in available:
+        if backend == "ir" and requested in _names(methods(task=task, backend="checkpoint")):
+            raise UserError(f"explain_method {requested!r} needs the model's gradients, which an IR does not "
+                            f"give: explain the .ckpt, or use one of the IR's forward-only methods "
+                            f"({', '.join(available)})")
         raise UserError(f"explain_method {requested!r} is not supported for {task}: use auto or one of "
                         f"{', '.join(available)}")
     return requested

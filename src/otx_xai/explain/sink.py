@@ -32,6 +32,7 @@ from otx_xai.explain.entity import ImageInfo, PredictionBatch
 from otx_xai.explain.index_summary import dedupe, summarize_entries
 from otx_xai.explain.pointing import ground_truth_hits
 from otx_xai.explain.rank_index import merge_rank_indexes, rank_index_name
+from otx_xai.explain.sag_files import has_sag, write_sag_files
 from otx_xai.explain.saliency import MapKey, overlay, postprocess, predicted_labels, select_maps
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class ExplainSink:
         self.index = RunIndex(run_dir, self.header) if run_dir is not None else None
         self.rank, self.world_size = 0, 1
         self._order: list[str] = []  # distributed: the image ids in dataset order, for the merged index
+        self._sag_record: dict[str, Any] | None = None  # the image being dumped: its SAG record, for its entry
 
     def use_rank(self, run_dir: Path | None, rank: int, world_size: int, order: list[str]) -> None:
         """Distributed explain: index into ``run_dir``'s ``explain_index.rank<rank>.jsonl`` (the plain index
@@ -143,6 +145,8 @@ class ExplainSink:
         box_files = self._dump_boxes(batch, info, box_maps, original) if self.index is not None else {}
         files += [name for names in box_files.values() for name in names]
         entry = self._entry(batch, index, info, predicted, files, box_files)
+        if self._sag_record is not None:
+            entry["sag"], self._sag_record = self._sag_record, None
         if hits:
             entry["pointing_game"] = float(np.mean(hits))
             entry["pointing_game_objects"] = len(hits)
@@ -172,6 +176,10 @@ class ExplainSink:
         raw_name = f"{info.image_id}_saliency_map.npy"
         atomic_write_bytes(self.run_dir / maps_dir / raw_name, encode_npy(batch.saliency_map[index]))
         files.append(f"{maps_dir}/{raw_name}")
+        if has_sag(batch.extras):  # SAG's root masks and graph picture
+            sag_files, self._sag_record = write_sag_files(self.run_dir, maps_dir, info.image_id, info.original_size,
+                                                          batch.extras, index, names)
+            files += sag_files
         return files
 
     def _write_map(

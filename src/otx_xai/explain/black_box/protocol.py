@@ -19,7 +19,7 @@ from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
-from otx_xai.explain.registry import load_entry, method_spec, methods
+from otx_xai.explain.registry import explains_through_runner, load_entry, method_spec, methods
 
 PERTURBATION = "perturbation"
 
@@ -42,8 +42,9 @@ MethodFactory = Callable[[BlackBoxConfig], BlackBoxMethod]
 
 
 def black_box_names(task: str | None = None) -> list[str]:
-    """The perturbation methods for ``task`` (every task's when None), in registry order."""
-    return [spec.name for spec in methods(task=task, family=PERTURBATION)]
+    """The methods explaining through a ModelRunner for ``task`` (every task's when None), in registry
+    order: the perturbation methods and the input-mask gradient methods (I-GOS, I-GOS++)."""
+    return [spec.name for spec in methods(task=task) if explains_through_runner(spec)]
 
 
 def is_black_box(name: str) -> bool:

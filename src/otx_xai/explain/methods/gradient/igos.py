@@ -22,16 +22,17 @@ from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.gradient.igos_core import MaskOptimization, ScoreFn, optimize_mask
-
-FORWARD_ONLY = "ReciproCAM, ViTReciproCAM, ActivationMap, EigenCAM, RISE, AISE, SAG"
+from otx_xai.explain.registry import methods
 
 
 def gradient_model(run: ModelRunner, method: str) -> Any:
-    """The torch module behind ``run``; an IR (no gradients) is a one-line UserError."""
+    """The torch module behind ``run``; an IR (no gradients) is a one-line UserError naming the methods an
+    IR runs."""
     model = getattr(run, "model", None)
     if model is None:
+        forward_only = ", ".join(spec.name for spec in methods(task="classification", backend="ir"))
         raise UserError(f"{method} needs gradients, which an OpenVINO IR does not give: explain the .ckpt, or "
-                        f"use a forward-only method on the IR ({FORWARD_ONLY})")
+                        f"use a forward-only method on the IR ({forward_only})")
     return model
 
 
@@ -99,3 +100,6 @@ class IGOS(MaskOptimizationMethod):
     presets: ClassVar[dict[Preset, tuple[int, int]]] = {
         Preset.SPEED: (10, 10), Preset.BALANCE: (20, 15), Preset.QUALITY: (30, 20)}
     paths_per_evaluation = 1
+
+
+FOR_TASK = {"classification": IGOS}

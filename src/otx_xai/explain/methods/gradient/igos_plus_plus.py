@@ -19,3 +19,6 @@ class IGOSPlusPlus(MaskOptimizationMethod):
     presets: ClassVar[dict[Preset, tuple[int, int]]] = {
         Preset.SPEED: (8, 10), Preset.BALANCE: (15, 20), Preset.QUALITY: (25, 20)}
     paths_per_evaluation = 4
+
+
+FOR_TASK = {"classification": IGOSPlusPlus}

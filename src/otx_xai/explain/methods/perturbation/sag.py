@@ -132,3 +132,6 @@ class SAG:
             return cache[index][target].astype(np.float32)
 
         return rise
+
+
+FOR_TASK = {"classification": SAG}
