@@ -19,6 +19,7 @@ from otx_xai.data.datamodule import DataConfig
 from otx_xai.errors import DEBUG_VARIABLE, UserError, internal_error_line, one_line, user_error_line
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.config import ExplainConfig
+from otx_xai.explain.registry import METHODS
 from otx_xai.openvino.foreign_metadata import ForeignIROptions
 from otx_xai.quiet import quiet
 from otx_xai.report.numbers import for_people
@@ -58,10 +59,9 @@ def _stage_parser(stage: str) -> ArgumentParser:
                             help="continue the latest (e.g. killed) explain run: explain only missing images")
         parser.add_class_arguments(ExplainConfig, "explain_config")
         parser.add_argument("--explain_method", type=str, default="auto",
-                            help="auto (the model's own method; AISE for a model with no white-box one), a white-box "
-                            "method (ReciproCAM, ViTReciproCAM, ActivationMap, CAM, GradCAM, GradCAMPlusPlus, "
-                            "XGradCAM, LayerCAM, ...) or a black-box one "
-                            "(RISE, AISE; settings under --black_box.*)")
+                            help="auto (the model's own method; AISE for a model with no white-box one) or one of "
+                            f"{', '.join(spec.name for spec in METHODS)} (settings of the perturbation methods "
+                            "under --black_box.*)")
         parser.add_argument("--explain_layer", type=str | None, default=None,
                             help="the module a gradient CAM (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM) explains "
                             "at, by name (e.g. layer3); default: the traced last feature map")
@@ -109,6 +109,26 @@ def _audit_options(args: Namespace) -> Any:
     return AuditOptions(metrics=parse_metric_names(args.metrics) if args.metrics else [],
                         fail_under=parse_fail_under(args.fail_under) if args.fail_under else {},
                         sanity_check=args.sanity_check, steps=args.metric_steps)
+
+
+def _method_options(args: Namespace) -> Any:
+    from otx_xai.engine.explain_options import MethodOptions
+
+    black_box = BlackBoxConfig(**{f.name: getattr(args.black_box, f.name) for f in fields(BlackBoxConfig)})
+    return MethodOptions(name=args.explain_method, layer=args.explain_layer, black_box=black_box)
+
+
+def _output_options(args: Namespace) -> Any:
+    from otx_xai.engine.explain_options import OutputOptions
+
+    return OutputOptions(dump=args.dump, resume=args.resume, keep_results=False)
+
+
+def _ir_options(args: Namespace) -> Any:
+    from otx_xai.engine.explain_options import IROptions
+
+    foreign = ForeignIROptions(**{f.name: getattr(args.ir, f.name) for f in fields(ForeignIROptions)})
+    return IROptions(precision=args.ir_precision, performance_hint=args.ir.performance_hint, foreign=foreign)
 
 
 def build_parser() -> ArgumentParser:
@@ -173,16 +193,9 @@ def run(stage: str, args: Namespace) -> int:
         print(f"exported: {engine.export(explain=args.explain)}")
     elif stage == "explain":
         config = ExplainConfig(**{f.name: getattr(args.explain_config, f.name) for f in fields(ExplainConfig)})
-        black_box = BlackBoxConfig(**{f.name: getattr(args.black_box, f.name) for f in fields(BlackBoxConfig)})
-        audit = _audit_options(args)
         try:
-            engine.explain(explain_config=config, dump=args.dump, keep_results=False, audit=audit,
-                           resume=args.resume, ir_precision=args.ir_precision,
-                           ir_options=ForeignIROptions(**{f.name: getattr(args.ir, f.name)
-                                                          for f in fields(ForeignIROptions)}),
-                           explain_method=args.explain_method, black_box=black_box,
-                           ir_performance_hint=args.ir.performance_hint, explain_layer=args.explain_layer,
-                           **_trainer_options(args))
+            engine.explain(explain_config=config, method=_method_options(args), output=_output_options(args),
+                           audit=_audit_options(args), ir=_ir_options(args), **_trainer_options(args))
         finally:
             _print_explain_summary(engine, args.dump)
     return 0

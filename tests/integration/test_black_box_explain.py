@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import TrainedRun, assert_clean_failure, read_index, run_cli, write_recipe
-from otx_xai import Engine, ExplainConfig, TargetExplainGroup
+from otx_xai import Engine, ExplainConfig, MethodOptions, TargetExplainGroup
 from otx_xai.audit.setup import AuditOptions
 from otx_xai.cli import main
 from otx_xai.data.shapes import make_classification_shapes
@@ -28,11 +28,11 @@ def _maps(results: list) -> dict[str, np.ndarray]:
 
 def test_rise_through_the_ir_equals_rise_through_torch(trained_run: TrainedRun, plain_ir: Path,
                                                        explain_ir: Path) -> None:
-    checkpoint = Engine(work_dir=trained_run.work_dir).explain(explain_method="RISE", black_box=SMALL_RISE)
-    plain = Engine(work_dir=trained_run.work_dir).explain(checkpoint=plain_ir, explain_method="RISE",
-                                                          black_box=SMALL_RISE)
-    with_xai = Engine(work_dir=trained_run.work_dir).explain(checkpoint=explain_ir, explain_method="RISE",
-                                                             black_box=SMALL_RISE)
+    checkpoint = Engine(work_dir=trained_run.work_dir).explain(method=MethodOptions("RISE", black_box=SMALL_RISE))
+    plain = Engine(work_dir=trained_run.work_dir).explain(checkpoint=plain_ir,
+                                                          method=MethodOptions("RISE", black_box=SMALL_RISE))
+    with_xai = Engine(work_dir=trained_run.work_dir).explain(checkpoint=explain_ir,
+                                                             method=MethodOptions("RISE", black_box=SMALL_RISE))
     torch_maps = _maps(checkpoint)
     assert torch_maps and all(m.shape == (3, 64, 64) for m in torch_maps.values())
     for results in (plain, with_xai):
@@ -41,7 +41,7 @@ def test_rise_through_the_ir_equals_rise_through_torch(trained_run: TrainedRun, 
         assert max(np.abs(ir_maps[k] - torch_maps[k]).max() for k in ir_maps) <= 2  # measured: 1
         assert all(np.allclose(a.scores, b.scores, atol=1e-4) for a, b in zip(results, checkpoint, strict=True))
     other_seed = Engine(work_dir=trained_run.work_dir).explain(
-        explain_method="RISE", black_box=BlackBoxConfig(num_masks=48, num_cells=4, seed=2, batch_size=16))
+        method=MethodOptions("RISE", black_box=BlackBoxConfig(num_masks=48, num_cells=4, seed=2, batch_size=16)))
     assert any(not np.array_equal(a, b) for a, b in zip(_maps(other_seed).values(), torch_maps.values(),
                                                               strict=True))
 
@@ -54,7 +54,7 @@ def test_aise_finds_the_object_on_shapes(tmp_path: Path) -> None:
     engine = Engine(model=str(write_recipe(tmp_path)), data_root=data, work_dir=tmp_path / "ws")
     engine.train(max_epochs=6)
     results = engine.explain(
-        explain_method="AISE", black_box=BlackBoxConfig(iterations=15, kernel_widths=[0.125, 0.25]),
+        method=MethodOptions("AISE", black_box=BlackBoxConfig(iterations=15, kernel_widths=[0.125, 0.25])),
         explain_config=ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS),
         audit=AuditOptions(metrics=["pointing_game", "insertion_deletion"], steps=4))
     hits = [hit for result in results for hit in result.pointing_game_hits]
@@ -70,13 +70,13 @@ def test_aise_finds_the_object_on_shapes(tmp_path: Path) -> None:
 
 def test_a_white_box_method_picked_at_explain_time(trained_run: TrainedRun, explain_ir: Path) -> None:
     engine = Engine(work_dir=trained_run.work_dir)
-    results = engine.explain(explain_method="ActivationMap", dump=True)
+    results = engine.explain(method=MethodOptions("ActivationMap"), dump=True)
     index = read_index(engine.last_explain_dir)
     assert index["explain_method"] == "ActivationMap" and "explain_settings" not in index
     for result in results:  # class-agnostic: every class channel holds the same map
         assert (result.raw_saliency_map == result.raw_saliency_map[:1]).all()
     with pytest.raises(ValueError, match="exported with ReciproCAM maps, not ActivationMap") as error:
-        Engine(work_dir=trained_run.work_dir).explain(checkpoint=explain_ir, explain_method="ActivationMap")
+        Engine(work_dir=trained_run.work_dir).explain(checkpoint=explain_ir, method=MethodOptions("ActivationMap"))
     assert "\n" not in str(error.value)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import iou, read_index, run_cli
-from otx_xai import Engine, ExplainConfig, TargetExplainGroup
+from otx_xai import Engine, ExplainConfig, MethodOptions, TargetExplainGroup
 from otx_xai.data.shapes import make_coco_shapes
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.box_maps import peak_in_box
@@ -141,7 +141,7 @@ def test_white_box_maps_from_the_ir_match_the_checkpoint(engine: Engine, explain
 def test_black_box_maps_peak_inside_their_own_box(engine: Engine, method: str, settings: BlackBoxConfig) -> None:
     """Margin 0.3 as for the white-box maps (measured on this fixture: D-RISE 16 / 19 boxes inside their own box,
     0 inside another; AISE (6 evaluations, one kernel half the box's side, kept-only objective) 17 / 19 and 2)."""
-    results = engine.explain(explain_method=method, black_box=settings, explain_config=TOP)
+    results = engine.explain(method=MethodOptions(method, black_box=settings), explain_config=TOP)
     own, other, count = own_and_other_rates(results)
     assert count >= 10
     assert own >= other + 0.3, (own, other, count)
@@ -154,9 +154,10 @@ def test_drise_through_either_ir_equals_drise_through_torch(engine: Engine, expl
     detector; one exported without XAI outputs) give the checkpoint's per-box maps."""
     small = BlackBoxConfig(num_masks=16, num_cells=4, seed=1, batch_size=8)
     checkpoint = engine.checkpoint
-    from_torch = engine.explain(explain_method="DRISE", black_box=small, explain_config=TOP)
-    with_xai = engine.explain(checkpoint=explain_ir, explain_method="RISE", black_box=small, explain_config=TOP)
-    plain = engine.explain(checkpoint=plain_ir, explain_method="DRISE", black_box=small, explain_config=TOP)
+    from_torch = engine.explain(method=MethodOptions("DRISE", black_box=small), explain_config=TOP)
+    with_xai = engine.explain(checkpoint=explain_ir, method=MethodOptions("RISE", black_box=small),
+                              explain_config=TOP)
+    plain = engine.explain(checkpoint=plain_ir, method=MethodOptions("DRISE", black_box=small), explain_config=TOP)
     engine.explain(checkpoint=checkpoint, explain_config=TOP)
     for results in (with_xai, plain):
         assert compare_box_maps(results, from_torch, max_mean=0.5, max_grey=2) >= 10
@@ -180,8 +181,8 @@ def test_auto_explains_a_plain_detection_ir_with_aise(engine: Engine, plain_ir: 
                                                       caplog: pytest.LogCaptureFixture) -> None:
     checkpoint = engine.checkpoint
     with caplog.at_level(logging.WARNING):
-        results = engine.explain(checkpoint=plain_ir, black_box=BlackBoxConfig(iterations=3, kernel_widths=[0.5]),
-                                 explain_config=TOP, dump=True)
+        results = engine.explain(checkpoint=plain_ir, explain_config=TOP, dump=True,
+                                 method=MethodOptions(black_box=BlackBoxConfig(iterations=3, kernel_widths=[0.5])))
     index = read_index(engine.last_explain_dir)
     engine.explain(checkpoint=checkpoint, explain_config=TOP)
     assert "has no white-box explain method: explaining with AISE" in caplog.text

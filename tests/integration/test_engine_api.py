@@ -13,7 +13,7 @@ import openvino as ov
 import pytest
 
 from conftest import TrainedRun, copy_images, raw_maps, read_index, read_ir, write_recipe
-from otx_xai import Engine, ExplainConfig, ImageExplanation, TargetExplainGroup
+from otx_xai import Engine, ExplainConfig, ImageExplanation, OutputOptions, TargetExplainGroup
 
 PREDICTIONS = ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS, postprocess=True)
 
@@ -39,7 +39,8 @@ def chain(trained_run: TrainedRun) -> Iterator[ApiChain]:
     xml = engine.export(explain=True)
     ir_results = engine.explain(checkpoint=xml, explain_config=PREDICTIONS, dump=True)
     yield ApiChain(checkpoint_results, checkpoint_dir, latest, Path(xml), ir_results, engine.last_explain_dir)
-    engine.explain(checkpoint=trained_run.checkpoint, keep_results=False)  # give the shared engine its .ckpt back
+    # give the shared engine its .ckpt back
+    engine.explain(checkpoint=trained_run.checkpoint, output=OutputOptions(keep_results=False))
 
 
 def by_id(results: list[ImageExplanation]) -> dict[str, ImageExplanation]:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from otx_xai import Engine
+from otx_xai import Engine, IROptions, MethodOptions
 from otx_xai.data.shapes import SHAPE_CLASSES, make_classification_shapes
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.protocol import black_box_method
@@ -91,8 +91,8 @@ def test_auto_explains_it_with_aise(foreign_ir: tuple[nn.Module, Path], tmp_path
     data = make_classification_shapes(tmp_path / "data", 2, 40, seed=0)
     engine = Engine(data_root=data, work_dir=tmp_path / "ws", checkpoint=xml)
     with caplog.at_level(logging.WARNING):
-        results = engine.explain(ir_options=FLAGS, black_box=BlackBoxConfig(iterations=4, kernel_widths=[0.25]),
-                                 dump=True)
+        results = engine.explain(ir=IROptions(foreign=FLAGS), dump=True,
+                                 method=MethodOptions(black_box=BlackBoxConfig(iterations=4, kernel_widths=[0.25])))
     assert "model.xml has no white-box explain method: explaining with AISE" in caplog.text
     assert results and all(r.raw_saliency_map.shape == (3, SIZE, SIZE) for r in results)
     assert all(r.raw_saliency_map[r.predicted[0]].any() for r in results)

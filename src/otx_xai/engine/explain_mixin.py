@@ -1,4 +1,11 @@
-"""ExplainMixin: adds ``explain()`` and ``export(explain=True)`` to the Engine."""
+"""ExplainMixin: adds ``explain()`` and ``export(explain=True)`` to the Engine.
+
+``explain`` resolves its options and takes one of three paths, each a function that reads top to bottom:
+``_explain_checkpoint`` (Lightning predict in this process), ``_explain_distributed`` (a Trainer with the
+``--trainer.*`` settings, e.g. DDP; every rank explains its share) and ``_explain_ir`` (``explain_ir.py``,
+the OpenVINO runtime). On a checkpoint, ``_checkpoint_model`` gives the module the Trainer predicts with:
+the model itself (its white-box method) or the model wrapped by a perturbation method (the black-box path).
+"""
 
 from __future__ import annotations
 
@@ -6,37 +13,24 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from otx_xai.audit.setup import AuditOptions, build_evaluator, check_gates
-from otx_xai.engine.explain_choice import (
-    BlackBoxChoice,
-    black_box_module,
-    check_ir_outputs,
-    checkpoint_method,
-    ir_method,
-)
-from otx_xai.engine.progress import image_bar
-from otx_xai.engine.runtime_record import openvino_runtime, torch_runtime
+from otx_xai.engine.explain_choice import BlackBoxChoice, black_box_module, checkpoint_method
+from otx_xai.engine.explain_ir import IRExplainMixin
+from otx_xai.engine.explain_options import IROptions, MethodOptions, OutputOptions, reject_moved_keywords
+from otx_xai.engine.runtime_record import torch_runtime
 from otx_xai.engine.workdir import new_run_dir
 from otx_xai.errors import UserError, WriteError
-from otx_xai.explain.black_box.predict import predict_black_box
-from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.protocol import black_box_outputs, is_black_box
-from otx_xai.explain.black_box.runners import ir_runner
 from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.distributed import SPAWN_MESSAGE, DistributedExplain, ShardedPredictData, uses_popen
 from otx_xai.explain.dump import completed_ids, remove_temp_files
 from otx_xai.explain.index_summary import gate_values
 from otx_xai.explain.rank_index import merge_rank_indexes
-from otx_xai.explain.saliency import unread_outputs
-from otx_xai.explain.sink import ExplainSink, ImageExplanation
-from otx_xai.openvino.foreign_metadata import ForeignIROptions
-from otx_xai.openvino.inference import IRModel
-from otx_xai.openvino.metadata import BOX_SALIENCY_MAP, XAI_OUTPUTS
+from otx_xai.explain.sink import ExplainSink, ImageExplanation, MapEvaluator
 from otx_xai.report import write_contact_sheet, write_csv_index, write_gallery
 
 log = logging.getLogger(__name__)
@@ -61,7 +55,18 @@ def _resume_hint(explain: Callable[..., Any]) -> Callable[..., Any]:
     return explain_with_hint
 
 
-class ExplainMixin:
+
+
+@dataclass
+class CheckpointExplain:
+    """What a checkpoint run predicts with: the module, the index header, the audit's evaluator."""
+
+    model: Any
+    header: dict[str, Any]
+    evaluator: MapEvaluator | None
+
+
+class ExplainMixin(IRExplainMixin):
     """Explain stages of an engine; needs ``model``, ``datamodule``, ``recipe``, ``_trainer``, ``_record``."""
 
     last_explain_dir: Path | None = None
@@ -73,63 +78,93 @@ class ExplainMixin:
         checkpoint: str | Path | None = None,
         explain_config: ExplainConfig | None = None,
         dump: bool = False,
-        keep_results: bool = True,
+        *,
+        method: MethodOptions | None = None,
+        output: OutputOptions | None = None,
         audit: AuditOptions | None = None,
-        resume: bool = False,
-        ir_precision: str = "f32",
-        ir_options: ForeignIROptions | None = None,
-        explain_method: str = "auto",
-        black_box: BlackBoxConfig | None = None,
-        ir_performance_hint: str = "auto",
-        explain_layer: str | None = None,
+        ir: IROptions | None = None,
         **trainer_kwargs: Any,
     ) -> list[ImageExplanation]:
         """Predict and explain the test subset (or every image of an unlabelled folder).
 
-        ``checkpoint`` may be a ``.ckpt`` or an IR exported with ``explain=True``; maps are dumped into
-        a new run folder when ``dump`` is set. ``audit`` adds quality metrics per image (written to the
-        index), the sanity check and ``fail_under`` gates (QualityGateError once everything is written).
-        ``resume`` continues the latest explain run of the work_dir (e.g. one that was killed): only the
-        images its index does not hold yet are explained, and the index is completed.
-        ``ir_precision`` is the OpenVINO CPU inference precision of an IR ("f32", exact, or "bf16"); the
-        index header records what ran (``runtime``: backend, version, precision, threads or requests).
-        ``ir_performance_hint`` compiles an IR for a workload: "auto" (the LATENCY hint for batches of
-        one image, THROUGHPUT for larger ones, the black-box methods' perturbed batches included),
-        "latency" or "throughput" (every batch size); ``runtime.compiled_hints`` records what ran.
-        ``ir_options`` give the labels and preprocessing of an IR otx_xai did not export (the ``--ir.*``
-        flags; what they leave out is read from the IR's rt_info); Recipro-CAM is inserted into its graph.
-        ``trainer_kwargs`` (``devices``, ``strategy``, ``num_nodes``, ``accelerator``) go to the
-        lightning.Trainer: with ``strategy="ddp"`` and several devices or nodes every process explains its
-        share of the images and global rank 0 merges their indexes into one.
-        ``explain_method`` picks the algorithm at explain time: ``auto`` (the model's own white-box method;
-        AISE for a model with none), a white-box name (ReciproCAM, ViTReciproCAM, ActivationMap, ...) or a
-        black-box one (RISE, AISE; ``black_box`` holds their settings). ``explain_layer`` names the module a
-        gradient CAM (GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM) explains at instead of the traced cut.
-        Returns one ImageExplanation per readable image explained by this call (by this process).
+        Args:
+            checkpoint: a ``.ckpt``, or an IR exported with ``explain=True`` (None: the engine's own).
+            explain_config: which maps and how they are presented (OTX's ExplainConfig).
+            dump: write the maps and their index into a new run folder (the same as ``output.dump``).
+            method: the explain method (``auto``, or a registry name) and its settings.
+            output: dump, resume (continue the latest, e.g. killed, run: only the images its index does
+                not hold are explained) and whether results are returned.
+            audit: quality metrics per image (written to the index), the sanity check and ``fail_under``
+                gates (QualityGateError once everything is written).
+            ir: how an ``.xml`` IR runs: precision, performance hint, the labels and preprocessing of an
+                IR otx_xai did not export (Recipro-CAM is inserted into its graph). The index header
+                records what ran (``runtime``).
+            trainer_kwargs: ``devices``, ``strategy``, ``num_nodes``, ``accelerator`` for lightning.Trainer:
+                with ``strategy="ddp"`` and several devices or nodes every process explains its share of
+                the images and global rank 0 merges their indexes into one.
+
+        Returns one ImageExplanation per readable image explained by this call (by this process; none
+        when ``output.keep_results`` is off).
         """
+        reject_moved_keywords(trainer_kwargs)
         config = explain_config or ExplainConfig()
+        method = method or MethodOptions()
+        output = replace(output or OutputOptions(), dump=bool(dump or (output and output.dump)))
         audit = audit or AuditOptions()
-        black_box = black_box or BlackBoxConfig()
+        ir = ir or IROptions()
         if checkpoint is not None:
             self._use_checkpoint(str(checkpoint))
         if self.checkpoint and self.checkpoint.endswith(".xml"):
             if trainer_kwargs:
                 raise UserError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
-                                 "or pass a .ckpt")
-            if explain_layer:
-                raise UserError("explain_layer picks a layer of a checkpoint for a gradient CAM; an IR has no "
-                                "gradients: drop --explain_layer or pass a .ckpt")
-            return self._explain_ir(config, dump, keep_results, audit, resume, ir_precision, ir_options,
-                                    explain_method, black_box, ir_performance_hint)
-        if ir_options is not None and ir_options != ForeignIROptions():
-            raise UserError("the --ir.* flags describe an .xml IR otx_xai did not export: drop them for a .ckpt")
-        if ir_precision != "f32":
-            raise UserError(f"ir_precision={ir_precision!r} applies to an .xml IR: a checkpoint explains in "
-                             "torch at its own precision (drop the flag or pass an IR)")
-        if ir_performance_hint != "auto":
-            raise UserError(f"ir_performance_hint={ir_performance_hint!r} applies to an .xml IR: drop "
-                            "--ir.performance_hint for a .ckpt or pass an IR")
-        model, choice = checkpoint_method(self.model, explain_method, black_box, explain_layer)
+                                "or pass a .ckpt")
+            return self._explain_ir(config, method, output, audit, ir)
+        ir.require_checkpoint_defaults()
+        if trainer_kwargs:
+            return self._explain_distributed(config, method, output, audit, trainer_kwargs)
+        return self._explain_checkpoint(config, method, output, audit)
+
+    def _explain_checkpoint(self, config: ExplainConfig, method: MethodOptions, output: OutputOptions,
+                            audit: AuditOptions) -> list[ImageExplanation]:
+        """Lightning predict in this process, the ExplainCallback handing every batch to the sink."""
+        run = self._checkpoint_model(config, method, audit, {})
+        run_dir = self._start_run(self.datamodule, output.resume and output.dump)
+        sink = ExplainSink(config, run_dir if output.dump else None, run.header, output.keep_results,
+                           run.evaluator)
+        if self.datamodule.predict_records():
+            trainer = self._trainer(run_dir, callbacks=[ExplainCallback(sink)])
+            trainer.predict(run.model, datamodule=self.datamodule, return_predictions=False)
+        return self._finish_explain(sink, run_dir, audit)
+
+    def _explain_distributed(self, config: ExplainConfig, method: MethodOptions, output: OutputOptions,
+                             audit: AuditOptions, trainer_kwargs: dict[str, Any]) -> list[ImageExplanation]:
+        """Explain through a Trainer made with ``trainer_kwargs`` (e.g. DDP over several processes or nodes).
+
+        Every rank runs this; global rank 0 creates the run folder inside the run (DistributedExplain) and,
+        once every rank is done, merges the indexes and writes run.json, the CSV and the gallery.
+        """
+        run = self._checkpoint_model(config, method, audit, trainer_kwargs)
+        sink = ExplainSink(config, None, run.header, output.keep_results, run.evaluator)
+        datamodule = self.datamodule
+
+        def start_run() -> Path:  # on global rank 0, once the processes are up
+            return self._start_run(datamodule, output.resume and output.dump)
+
+        sharing = DistributedExplain(sink, datamodule, start_run, output.dump)
+        trainer = self._trainer(self.work_dir, logger=False, callbacks=[ExplainCallback(sink), sharing],
+                                use_distributed_sampler=False, **trainer_kwargs)  # sharded by ShardedPredictData
+        if not uses_popen(trainer):
+            raise UserError(SPAWN_MESSAGE)
+        trainer.predict(run.model, datamodule=ShardedPredictData(datamodule), return_predictions=False)
+        if sharing.rank != 0 or sharing.run_dir is None:
+            return sink.finish()
+        return self._finish_explain(sink, sharing.run_dir, audit)
+
+    def _checkpoint_model(self, config: ExplainConfig, method: MethodOptions, audit: AuditOptions,
+                          trainer_kwargs: dict[str, Any]) -> CheckpointExplain:
+        """The module to predict with: the model with the requested white-box method, or (the black-box
+        path) the model wrapped by the perturbation method; the audit is set up on the plain model."""
+        model, choice = checkpoint_method(self.model, method.name, method.black_box, method.layer)
         if choice is not None:
             choice.use_preprocess(self.recipe.data.preprocess())
         info = model_info(model)
@@ -142,35 +177,7 @@ class ExplainMixin:
         settings = model.explain_settings() if hasattr(model, "explain_settings") else {}
         if settings:  # a gradient CAM: its layer and chunk bound
             header["explain_settings"] = {**settings, "chunk": config.max_explain_chunk}
-        if trainer_kwargs:
-            sink = ExplainSink(config, None, header, keep_results, evaluator)
-            return self._explain_with_trainer(model, sink, dump, audit, resume, trainer_kwargs)
-        run_dir = self._start_run(self.datamodule, resume and dump)
-        sink = ExplainSink(config, run_dir if dump else None, header, keep_results, evaluator)
-        if self.datamodule.predict_records():
-            trainer = self._trainer(run_dir, callbacks=[ExplainCallback(sink)])
-            trainer.predict(model, datamodule=self.datamodule, return_predictions=False)
-        return self._finish_explain(sink, run_dir, audit)
-
-    def _explain_with_trainer(
-        self, model: Any, sink: ExplainSink, dump: bool, audit: AuditOptions, resume: bool,
-        trainer_kwargs: dict[str, Any],
-    ) -> list[ImageExplanation]:
-        """Explain through a Trainer made with ``trainer_kwargs`` (e.g. DDP over several processes or nodes).
-
-        Every rank runs this; global rank 0 creates the run folder inside the run (DistributedExplain) and,
-        once every rank is done, merges the indexes and writes run.json, the CSV and the gallery.
-        """
-        datamodule = self.datamodule
-        sharing = DistributedExplain(sink, datamodule, lambda: self._start_run(datamodule, resume and dump), dump)
-        trainer = self._trainer(self.work_dir, logger=False, callbacks=[ExplainCallback(sink), sharing],
-                                use_distributed_sampler=False, **trainer_kwargs)  # sharded by ShardedPredictData
-        if not uses_popen(trainer):
-            raise UserError(SPAWN_MESSAGE)
-        trainer.predict(model, datamodule=ShardedPredictData(datamodule), return_predictions=False)
-        if sharing.rank != 0 or sharing.run_dir is None:
-            return sink.finish()
-        return self._finish_explain(sink, sharing.run_dir, audit)
+        return CheckpointExplain(model, header, evaluator)
 
     def _start_run(self, datamodule: Any, resume: bool) -> Path:
         """The run folder (the latest explain run when resuming) marked as running, and what it holds."""
@@ -190,65 +197,6 @@ class ExplainMixin:
         if checkpoint != self.checkpoint:
             self.checkpoint = checkpoint
             self._module = None
-
-    def _explain_ir(
-        self, config: ExplainConfig, dump: bool, keep_results: bool, audit: AuditOptions, resume: bool,
-        precision: str, ir_options: ForeignIROptions | None, explain_method: str, black_box: BlackBoxConfig,
-        hint: str = "auto",
-    ) -> list[ImageExplanation]:
-        white_box = {*XAI_OUTPUTS, BOX_SALIENCY_MAP}
-        reads = black_box_outputs(explain_method)  # e.g. Score-CAM's feature_map
-        skip = (unread_outputs(config) | (white_box if is_black_box(explain_method) else set())) - reads
-        ir = IRModel(self.checkpoint, precision=precision, skip_outputs=skip, foreign=ir_options,
-                     performance_hint=hint)
-        choice = ir_method(ir, explain_method, black_box)
-        if choice is not None:
-            reads = set(getattr(choice.method, "outputs", ()))
-            check_ir_outputs(ir, choice.method.name, reads)
-            if (white_box - reads) & set(ir.output_names):  # black-box: plain outputs (and what it reads) only
-                ir = IRModel(self.checkpoint, precision=precision, skip_outputs=white_box - reads,
-                             foreign=ir_options, performance_hint=hint)
-        datamodule = self._ir_datamodule(ir)
-        self._check_ir_labels(ir, datamodule)
-        info = ir.model_info
-        preprocess = ir.data_config().preprocess()
-        if choice is not None:
-            choice.use_preprocess(preprocess)
-        evaluator = build_evaluator(audit, None, ir, preprocess, info.multilabel, datamodule,
-                                    choice.audit(info, config) if choice else None)
-        if choice is not None:
-            info = choice.info(info)
-        run_dir = self._start_run(datamodule, resume and dump)
-        sink = ExplainSink(config, run_dir if dump else None,
-                           self._index_header(info, config, openvino_runtime(ir), choice), keep_results, evaluator)
-        loader = datamodule.predict_dataloader()
-        predictions = (ir.predict(loader) if choice is None else
-                       predict_black_box(loader, choice.method, ir_runner(ir, black_box.batch_size), info, config))
-        with image_bar(len(loader.dataset), "explain (IR)") as bar:
-            for prediction, failed in predictions:
-                if prediction is None:
-                    sink.consume_failures(failed)
-                else:
-                    sink.consume(prediction, failed)
-                bar.update((len(prediction) if prediction is not None else 0) + len(failed or []))
-        sink.update_runtime(openvino_runtime(ir))  # now with the batch sizes compiled on the way
-        return self._finish_explain(sink, run_dir, audit)
-
-    def _ir_datamodule(self, ir: IRModel) -> Any:
-        from otx_xai.engine.tasks import build_datamodule
-
-        data = ir.data_config(self.recipe.data.batch_size)
-        if ir.meta.get("foreign"):  # settings from --ir.* flags or the IR's rt_info: run.json records them
-            self.recipe = replace(self.recipe, data=data)
-        if self.data_root is None:
-            raise UserError("no data_root: pass --data_root (the images to explain)")
-        return build_datamodule(ir.model_info.task, self.data_root, data)
-
-    def _check_ir_labels(self, ir: IRModel, datamodule: Any) -> None:
-        labels = datamodule.label_names
-        if labels and labels != ir.model_info.label_names:
-            raise UserError(f"{ir.path} was exported with labels {ir.model_info.label_names} but the dataset "
-                             f"has {labels}: use matching data or model")
 
     def _index_header(self, info: Any, config: ExplainConfig, runtime: dict[str, Any],
                       black_box: BlackBoxChoice | None = None) -> dict[str, Any]:
