@@ -24,7 +24,8 @@ from otx_xai.explain.black_box.presets import BlackBoxConfig
 
 ScoreStream = Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]
 """Batches of perturbed preprocessed images (n, 3, h, w) float32 → each batch's scores (n, T), one column
-per target, in order; it takes the next batch only when it has room (an IR: while others are in flight)."""
+per target, in order; it takes the next batch only when it has room (an IR: while others are in flight)
+and is done reading a batch once it takes the next but one (an IR copies it into its request at once)."""
 
 
 def rise_map_groups(image: np.ndarray, score_stream: ScoreStream, masks: RiseMasks, batch_size: int,
@@ -43,11 +44,15 @@ def rise_map_groups(image: np.ndarray, score_stream: ScoreStream, masks: RiseMas
     if image.shape[-2:] != (height, width):
         raise ValueError(f"RISE masks are {height}×{width} but the image is {image.shape[-2]}×{image.shape[-1]}")
     in_flight: deque[np.ndarray] = deque()
+    buffers: dict[int, np.ndarray] = {}  # two perturbed batches, reused in turn (see ScoreStream)
 
     def perturbed() -> Iterator[np.ndarray]:
-        for chunk in masks.chunks(batch_size):
+        for index, chunk in enumerate(masks.chunks(batch_size)):
             in_flight.append(chunk)
-            yield image[None] * chunk[:, None]
+            slot = index % 2
+            if slot not in buffers or len(buffers[slot]) != len(chunk):
+                buffers[slot] = np.empty((len(chunk), *image.shape), dtype=np.float32)
+            yield np.multiply(image[None], chunk[:, None], out=buffers[slot])
 
     group: int | None = None
     first: np.ndarray | None = None
