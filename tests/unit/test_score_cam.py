@@ -11,6 +11,7 @@ from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.score_cam import ScoreCAM
 from otx_xai.explain.methods.perturbation.score_cam_core import score_cam_weights
+from otx_xai.explain.methods.perturbation.score_cam_runner import InferenceCopies
 from otx_xai.models.classification import ImageClassifier
 
 LABELS = ["a", "b", "c", "d"]
@@ -130,3 +131,28 @@ def test_vit_score_cam_masks_the_patch_token_grid() -> None:
         logits, feature_map = model.logits_and_feature_map(images)
         assert torch.allclose(logits, model(images), atol=1e-5)
     assert feature_map.shape == (1, 768, 14, 14)
+
+
+def test_the_inference_copy_folds_batch_norms_and_follows_weight_changes() -> None:
+    torch.manual_seed(0)
+    net = torch.fx.symbolic_trace(torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 3),
+        torch.nn.BatchNorm2d(4)))
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(module.running_mean, -1, 1)
+            torch.nn.init.uniform_(module.running_var, 0.5, 2)
+            torch.nn.init.uniform_(module.weight, 0.5, 2)
+    net.eval()
+    copies = InferenceCopies()
+    copy = copies.of(net)
+    assert copies.of(net) is copy, "kept while the weights stay"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in copy.modules()), "folded into the convolutions"
+    images = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(copy(images.contiguous(memory_format=torch.channels_last)), net(images),
+                                   rtol=1e-5, atol=1e-5)
+        net.get_submodule("3").weight.mul_(2.0)  # an optimizer step, in place
+        remade = copies.of(net)
+        assert remade is not copy
+        torch.testing.assert_close(remade(images), net(images), rtol=1e-5, atol=1e-5)

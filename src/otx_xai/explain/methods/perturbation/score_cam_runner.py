@@ -63,17 +63,22 @@ def _folded(graph_module: fx.GraphModule) -> fx.GraphModule:
 
 
 class InferenceCopies:
-    """The inference copy of the last model asked for, remade when that model or its weights change."""
+    """Inference copies of the last ``size`` models asked for (e.g. a model and the sanity check's
+    randomized copy of it), each remade when its model's weights change."""
 
-    def __init__(self) -> None:
-        self._key: tuple[int, tuple[tuple[int, int], ...]] | None = None
-        self._copy: torch.nn.Module | None = None
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._copies: dict[int, tuple[tuple[tuple[int, int], ...], torch.nn.Module]] = {}
 
     def of(self, model: torch.nn.Module) -> torch.nn.Module:
-        key = (id(model), _fingerprint(model))
-        if key != self._key or self._copy is None:
-            self._copy, self._key = inference_copy(model), key
-        return self._copy
+        fingerprint = _fingerprint(model)
+        held = self._copies.pop(id(model), None)
+        if held is None or held[0] != fingerprint:
+            held = (fingerprint, inference_copy(model))
+        self._copies[id(model)] = held  # the most recent last
+        while len(self._copies) > self.size:
+            self._copies.pop(next(iter(self._copies)))
+        return held[1]
 
 
 def feature_map_runner(model: torch.nn.Module, batch_size: int) -> ModelRunner:
