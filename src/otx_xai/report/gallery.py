@@ -46,6 +46,7 @@ background:#fff;border-bottom:1px solid #ccc}
 figure img{display:block;max-width:220px;max-height:220px;image-rendering:auto}
 figcaption{font-size:12px}.pred,.gt,.metrics{font-size:12px;margin:2px 0}.err{color:#c62828}
 table.summary{border-collapse:collapse;margin:0 16px}table.summary td{padding:2px 8px;border-bottom:1px solid #ddd}
+.sag figure img{max-width:450px;max-height:300px}
 """
 
 _JS = """
@@ -152,6 +153,20 @@ def _figure(target: MapTarget, image_id: str) -> str:
             f'loading="lazy" decoding="async"></a><figcaption>{escape(target.name)}{link}</figcaption></figure>')
 
 
+def _sag_figure(sag: Any, image_id: str) -> str:
+    """A SAG run's graph picture (roots and children with their scores) and links to its root masks."""
+    if not isinstance(sag, dict) or not sag.get("graph"):
+        return ""
+    roots = [root for root in sag.get("roots") or [] if isinstance(root, dict) and root.get("file")]
+    links = " ".join(f'<a href="{_url(str(root["file"]))}">root {k} ({for_people(root.get("score"))})</a>'
+                     for k, root in enumerate(roots))
+    label = (sag.get("class") or {}).get("label", "") if isinstance(sag.get("class"), dict) else ""
+    graph = _url(str(sag["graph"]))
+    return (f'<div class="maps sag"><figure><a href="{graph}"><img src="{graph}" alt="{_attr(image_id)}: SAG" '
+            f'loading="lazy" decoding="async"></a><figcaption>SAG of {escape(str(label))}: {links}'
+            "</figcaption></figure></div>")
+
+
 def _predicted(entry: dict[str, Any]) -> str:
     parts = []
     for item in entry.get("predicted") or []:
@@ -184,6 +199,7 @@ def _card(entry: dict[str, Any], order: int, run_dir: Path) -> str:
         boxes = box_targets(entry)
         if boxes:
             lines.append('<div class="maps boxes">' + "".join(_figure(t, image_id) for t in boxes) + "</div>")
+        lines.append(_sag_figure(entry.get("sag"), image_id))
     if metrics:
         shown = ", ".join(f"{escape(name)} {for_people(value)}" for name, value in metrics.items())
         lines.append(f'<p class="metrics">{shown}</p>')

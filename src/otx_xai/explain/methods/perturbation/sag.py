@@ -13,6 +13,7 @@ graph's picture.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import cv2
@@ -23,7 +24,7 @@ from otx_xai.explain.black_box.classification import class_scores, explained_cla
 from otx_xai.explain.black_box.masks import rise_masks
 from otx_xai.explain.black_box.presets import BlackBoxConfig, Preset
 from otx_xai.explain.black_box.rise import rise_saliency
-from otx_xai.explain.black_box.runners import ModelRunner
+from otx_xai.explain.black_box.runners import ModelRunner, stream_outputs
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.sag_graph import GRAPH_SIZE, draw_sag
@@ -85,8 +86,9 @@ class SAG:
         priors = self._priors(images, run, model)
         for index, image in enumerate(images):
             classes = targets[index] if targets is not None else explained_classes(scores[index], model, config)
+            class_priors = priors(index, classes)
             for rank, target in enumerate(classes):
-                prior = priors(index, target)
+                prior = class_priors[target]
 
                 def score_fn(perturbed: np.ndarray, target: int = target) -> np.ndarray:
                     return class_scores(run(perturbed)["logits"], model.multilabel)[:, target]
@@ -111,27 +113,26 @@ class SAG:
         artifacts["sag_graph"][index] = draw_sag(result, image, grid, title)
 
     def _priors(self, images: np.ndarray, run: ModelRunner, model: ModelInfo):
-        """``prior(image index, class)``: the forward-only map (H, W) float the patch order comes from."""
+        """``prior(image index, classes)``: per class the forward-only map (H, W) float the patch order
+        comes from."""
         size = (int(images.shape[-2]), int(images.shape[-1]))
         network = getattr(run, "model", None)
         if network is not None and getattr(network, "explain_method", None) in OWN_FORWARD_MAPS:
             with torch.inference_mode():
                 own = network.forward_explain(torch.from_numpy(np.ascontiguousarray(images)))["saliency_map"]
             own = own.cpu().numpy().astype(np.float32)
-            return lambda index, target: cv2.resize(own[index, target], (size[1], size[0]),
-                                                    interpolation=cv2.INTER_LINEAR)
+            return lambda index, classes: {c: cv2.resize(own[index, c], (size[1], size[0]),
+                                                         interpolation=cv2.INTER_LINEAR) for c in classes}
         masks = rise_masks(self.prior_masks, size, self.config.num_cells, self.config.prob, self.config.seed)
-        cache: dict[int, np.ndarray] = {}
 
-        def rise(index: int, target: int) -> np.ndarray:
-            if index not in cache:
-                def score_fn(perturbed: np.ndarray) -> np.ndarray:
-                    return class_scores(run(perturbed)["logits"], model.multilabel)
+        def rise(index: int, classes: list[int]) -> dict[int, np.ndarray]:
+            def score_stream(batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+                for outputs in stream_outputs(run, batches):
+                    yield class_scores(outputs["logits"], model.multilabel)[:, classes]
 
-                cache[index] = rise_saliency(images[index], score_fn, masks, self.config.batch_size * 4)
-            return cache[index][target].astype(np.float32)
+            maps = rise_saliency(images[index], score_stream, masks, self.config.batch_size)
+            return dict(zip(classes, maps, strict=True))
 
         return rise
-
 
 FOR_TASK = {"classification": SAG}
