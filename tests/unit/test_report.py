@@ -102,11 +102,14 @@ def test_gallery_images_are_relative_and_exist(run: Path) -> None:
     path = write_gallery(run)
     assert path == run / "gallery.html"
     _, page = _parse(path)
-    assert len(page.imgs) == 3  # one overlay per explained image, none for the error row
+    assert len(page.imgs) == 6  # the input and one overlay per explained image, none for the error row
+    inputs = [src for src in page.imgs if not src.endswith("_overlay.png")]
+    assert [(run / unquote(src)).resolve() for src in inputs] == [run.parent / "data" / f"{image_id}.png"
+                                                                  for image_id in ("img_a", "img_b", "img_c")]
     for src in page.imgs:
         parsed = urlparse(src)
         assert not parsed.scheme and not parsed.netloc and not src.startswith("/"), src
-        assert src.endswith("_overlay.png")
+    for src in set(page.imgs) - set(inputs):
         assert (run / unquote(src)).is_file(), src
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 

@@ -1,71 +1,52 @@
-"""Finding a dataset's images and labels through datumaro, split into train / val / test.
+"""Finding a dataset's images and labels, split into train / val / test.
 
-Layouts of a classification ``data_root``:
+The folders are listed by ``folder_files`` (every file an input, ids unique); COCO and VOC are read
+through datumaro. Layouts of a classification ``data_root``:
 - ImageNet-style class folders ``<root>/<label>/<image>``, split by a fixed seed;
 - COCO (``<root>/annotations/instances_<subset>.json``) or VOC: an image's labels are its objects' categories
   (multilabel), their boxes the ground truth of the pointing game;
 - the same under subset folders ``<root>/{train,val,test}/<label>/<image>``;
 - a plain folder of unlabelled images ``<root>/<image>`` (predict / explain only).
-A ``boxes.json`` at the root (written by the shapes generator) adds ground-truth boxes per image.
+A ``boxes.json`` at the root adds ground-truth boxes per image (``boxes_file`` says its forms).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import datumaro as dm
 import numpy as np
-from datumaro.plugins.data_formats.image_dir import ImageDirBase
-from datumaro.plugins.data_formats.imagenet import ImagenetBase
 
+from otx_xai.data.boxes_file import read_boxes
+from otx_xai.data.folder_files import (
+    class_folders,
+    folder_files,
+    has_images_at_top,
+    plain_folder_files,
+    relative_ids,
+)
 from otx_xai.data.object_records import has_object_annotations, read_object_records
-from otx_xai.data.records import SUBSETS, DatasetError, DatasetRecords, ImageRecord, unique_ids
+from otx_xai.data.records import SUBSETS, DatasetError, DatasetRecords, ImageRecord
 
 SPLIT_FRACTIONS = (0.7, 0.15)  # train, val; the rest is test
 
 
-def _unique_ids(paths: list[Path], root: Path) -> list[str]:
-    """Ids from paths relative to root, without extension."""
-    return unique_ids([str(path.relative_to(root).with_suffix("")) for path in paths])
+def _read_class_folders(path: Path, label_names: list[str] | None) -> tuple[list[str], list]:
+    """(label names, [(image path, label index or None)]) of a folder of class folders: each sub-folder is a
+    label (``label_names`` fixes their order, e.g. the train subset's), every file in it an image of it."""
+    names = class_folders(path)
+    order = label_names or names
+    pairs = [(image, order.index(name) if name in order else None)
+             for name in names for image in folder_files(path / name)]
+    return names, sorted(pairs, key=lambda pair: str(pair[0]))
 
 
-def _has_images_at_top(root: Path) -> bool:
-    from datumaro.util.image import IMAGE_EXTENSIONS
-
-    return any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir())
-
-
-def _read_folder(path: Path, labelled: bool, label_names: list[str] | None) -> tuple[list[str], list]:
-    """(label names, [(image path, label index or None)]) of one folder, through datumaro."""
-    if not labelled:
-        dataset = dm.Dataset.from_extractors(ImageDirBase(str(path)))
-        return [], sorted((Path(item.media.path), None) for item in dataset)
-    dataset = dm.Dataset.from_extractors(ImagenetBase(str(path)))
-    names = [c.name for c in dataset.categories()[dm.AnnotationType.label]]
-    remap = {i: (label_names or names).index(n) if n in (label_names or names) else None
-             for i, n in enumerate(names)}
-    pairs = []
-    for item in dataset:
-        labels = [a.label for a in item.annotations if a.type == dm.AnnotationType.label]
-        pairs.append((Path(item.media.path), remap[labels[0]] if labels else None))
-    return names, sorted(pairs, key=lambda p: str(p[0]))
-
-
-def _boxes(root: Path) -> dict[str, list[float]]:
-    path = root / "boxes.json"
-    if not path.is_file():
-        return {}
-    return {k: v["box"] for k, v in json.loads(path.read_text()).items()}
-
-
-def _records(pairs: list, root: Path, boxes: dict[str, list[float]]) -> list[ImageRecord]:
-    ids = _unique_ids([p for p, _ in pairs], root)
+def _records(pairs: list, root: Path, boxes: dict[str, list[list[float]]]) -> list[ImageRecord]:
+    ids = relative_ids([p for p, _ in pairs], root)
     records = []
     for (path, label), image_id in zip(pairs, ids, strict=True):
-        key = path.relative_to(root).as_posix()
-        records.append(ImageRecord(str(path), image_id, [] if label is None else [label],
-                                   [boxes[key]] if key in boxes else []))
+        image_boxes = boxes.get(path.relative_to(root).as_posix(), [])
+        labels = [] if label is None else [label] * max(1, len(image_boxes))  # one label per box: pointing game
+        records.append(ImageRecord(str(path), image_id, labels, image_boxes))
     return records
 
 
@@ -85,20 +66,20 @@ def read_classification_records(data_root: str | Path, seed: int = 0) -> Dataset
         raise DatasetError(f"data_root {root} is not a folder: pass the folder holding the images")
     if has_object_annotations(root):  # COCO or VOC: an image's labels are the categories of its objects
         return read_object_records(root)
-    boxes = _boxes(root)
+    boxes = read_boxes(root)
     if all((root / s).is_dir() for s in ("train", "val")):
-        names, _ = _read_folder(root / "train", True, None)
+        names = class_folders(root / "train")
         subsets = {}
         for subset in SUBSETS:
             if (root / subset).is_dir():
-                _, pairs = _read_folder(root / subset, True, names)
+                _, pairs = _read_class_folders(root / subset, names)
                 subsets[subset] = _records(pairs, root, boxes)
         records = DatasetRecords(subsets, names)
-    elif _has_images_at_top(root):
-        _, pairs = _read_folder(root, False, None)
+    elif has_images_at_top(root):
+        pairs = [(path, None) for path in plain_folder_files(root)]
         records = DatasetRecords({"test": _records(pairs, root, boxes)}, [], labelled=False)
     else:
-        names, pairs = _read_folder(root, True, None)
+        names, pairs = _read_class_folders(root, None)
         records = DatasetRecords(_split(_records(pairs, root, boxes), seed), names)
     if not any(records.subsets.values()):
         raise DatasetError(

@@ -16,8 +16,8 @@ import cv2
 import datumaro as dm
 import numpy as np
 from datumaro.plugins.data_formats.coco.base import CocoInstancesBase
-from datumaro.plugins.data_formats.image_dir import ImageDirBase
 
+from otx_xai.data.folder_files import has_images_at_top, plain_folder_files, relative_ids
 from otx_xai.data.records import SUBSETS, DatasetError, DatasetRecords, ImageRecord, unique_ids
 
 ANNOTATIONS_DIR = "annotations"
@@ -80,14 +80,10 @@ def _subset_records(dataset: dm.Dataset, names: list[str]) -> list[CocoRecord]:
 
 def _unlabelled(root: Path) -> DatasetRecords | None:
     """A plain folder of images as an unlabelled test subset; None when it holds no images at the top."""
-    from datumaro.util.image import IMAGE_EXTENSIONS
-
-    if not any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir()):
+    if not has_images_at_top(root):
         return None
-    dataset = dm.Dataset.from_extractors(ImageDirBase(str(root)))
-    paths = sorted(item.media.path for item in dataset)
-    records = [CocoRecord(path, image_id) for path, image_id in zip(paths, unique_ids([Path(p).stem for p in paths]),
-                                                                   strict=True)]
+    paths = plain_folder_files(root)
+    records = [CocoRecord(str(path), image_id) for path, image_id in zip(paths, relative_ids(paths, root), strict=True)]
     return DatasetRecords({"test": records}, [], labelled=False)
 
 

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from otx_xai.data.image_info import ImageInfo
-from otx_xai.data.image_io import ImageReadError, read_image_rgb
+from otx_xai.data.image_io import ImageReadError, printable_path, read_image_rgb
 from otx_xai.data.records import ImageRecord
 from otx_xai.data.transforms import Preprocess
 
@@ -39,7 +39,7 @@ def read_record_image(record: SampleRecord) -> np.ndarray | FailedImage:
     try:
         return read_image_rgb(record.path)
     except ImageReadError as error:
-        return FailedImage(record.image_id, record.path, str(error))
+        return FailedImage(record.image_id, printable_path(record.path), str(error))
 
 
 def record_info(record: SampleRecord, original: tuple[int, int], valid: tuple[int, int],

@@ -20,12 +20,21 @@ class ImageReadError(UserError):
     """An image file that cannot be decoded; the message says which file and why."""
 
 
+def printable_path(path: str | Path) -> str:
+    """``path`` as text that encodes to UTF-8: bytes of a non-UTF-8 file name shown as ``\\xe9``."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def read_image_rgb(path: str | Path) -> np.ndarray:
-    """Decode any 8/16-bit, grey/RGB/RGBA image into an (H, W, 3) RGB uint8 array."""
+    """Decode any 8/16-bit, grey/RGB/RGBA image (OpenCV; GIF and what else only Pillow reads, through Pillow)
+    into an (H, W, 3) RGB uint8 array."""
     path = Path(path)
+    shown = printable_path(path)
+    if shown != str(path):  # a name with bytes that are not UTF-8: the index, CSV and gallery could not hold it
+        raise ImageReadError(f"cannot read {shown}: its file name is not valid UTF-8; rename it to explain it")
     try:
         data = np.fromfile(path, dtype=np.uint8)
-    except OSError as error:
+    except OSError as error:  # also a symlink loop (ELOOP) or a folder where a file was expected
         raise ImageReadError(f"cannot read {path}: {error.strerror or error}") from None
     if data.size == 0:
         raise ImageReadError(f"cannot read {path}: the file is empty")
@@ -35,10 +44,26 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"cannot read {path}: not a decodable image ({getattr(error, 'err', 'rejected')})") \
             from None
     if image is None:
+        image = _decode_with_pillow(data)
+    if image is None:
         raise ImageReadError(f"cannot read {path}: not a decodable image")
     if image.shape[0] * image.shape[1] > MAX_DECODED_PIXELS:
         image = _shrink(image)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _decode_with_pillow(data: np.ndarray) -> np.ndarray | None:
+    """BGR uint8 of a format OpenCV does not read (GIF: its first frame), or None; bounded like OpenCV's."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            picture = PIL.Image.open(io.BytesIO(data.tobytes()))
+            if picture.width * picture.height > 16 * MAX_DECODED_PIXELS:
+                return None
+            rgb = np.asarray(picture.convert("RGB"))
+    except Exception:  # Pillow raises many types for one cause: not an image it knows
+        return None
+    return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
 def _decode_flag(data: np.ndarray) -> int:

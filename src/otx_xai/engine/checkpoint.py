@@ -19,7 +19,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict, or a one-line error for a missing or unreadable file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found: pass an existing .ckpt or exported .xml")
+        raise CheckpointError(f"checkpoint {path} not found: pass an existing .ckpt, exported .xml or .onnx")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:

@@ -30,6 +30,7 @@ from otx_xai.explain.callback import PredictionCollector
 from otx_xai.explain.entity import PredictionBatch
 from otx_xai.explain.probes import ExplainProbesCallback
 from otx_xai.openvino.export import export_ir
+from otx_xai.openvino.ir_file import is_openvino_model
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class BaseEngine:
             self.recipe = model
         elif model is not None:
             self.recipe = load_recipe(model)
-        elif str(self.checkpoint).endswith(".xml") and not (self.work_dir / ".latest" / "train").exists():
+        elif is_openvino_model(self.checkpoint) and not (self.work_dir / ".latest" / "train").exists():
             self.recipe = recipe_of_ir(self.checkpoint)  # an exported IR carries all it needs
         else:
             run_dir, record = latest_run(self.work_dir, "train")

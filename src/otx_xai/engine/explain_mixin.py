@@ -27,10 +27,11 @@ from otx_xai.errors import UserError, WriteError
 from otx_xai.explain.callback import ExplainCallback, model_info
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.distributed import SPAWN_MESSAGE, DistributedExplain, ShardedPredictData, uses_popen
-from otx_xai.explain.dump import completed_ids, remove_temp_files
+from otx_xai.explain.dump import INDEX_JSON, completed_ids, remove_temp_files
 from otx_xai.explain.index_summary import gate_values
 from otx_xai.explain.rank_index import merge_rank_indexes
 from otx_xai.explain.sink import ExplainSink, ImageExplanation, MapEvaluator
+from otx_xai.openvino.ir_file import is_openvino_model
 from otx_xai.report import write_contact_sheet, write_csv_index, write_gallery
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,15 @@ class CheckpointExplain:
     model: Any
     header: dict[str, Any]
     evaluator: MapEvaluator | None
+
+
+def _require_an_explained_image(sink: ExplainSink, run_dir: Path) -> None:
+    """A run in which no file could be read is an error (exit 1), once its index, CSV and gallery are written."""
+    failed = sink.summary.get("failed", 0)
+    if sink.summary.get("explained", 0) == 0 and failed:
+        where = f"{run_dir / INDEX_JSON} says why for each" if sink.run_dir is not None else "the warnings say why"
+        raise UserError(f"no image could be read: all {failed} files were skipped ({where}); pass a folder of "
+                        "images OpenCV or Pillow can decode")
 
 
 class ExplainMixin(IRExplainMixin):
@@ -110,11 +120,14 @@ class ExplainMixin(IRExplainMixin):
         config = explain_config or ExplainConfig()
         method = method or MethodOptions()
         output = replace(output or OutputOptions(), dump=bool(dump or (output and output.dump)))
+        if output.resume and not output.dump:  # checked first: a run that cannot resume must not move .latest
+            raise UserError("--resume True continues the latest dumped explain run: add --dump True (without "
+                            "--dump nothing is written, so there is nothing to resume)")
         audit = audit or AuditOptions()
         ir = ir or IROptions()
         if checkpoint is not None:
             self._use_checkpoint(str(checkpoint))
-        if self.checkpoint and self.checkpoint.endswith(".xml"):
+        if is_openvino_model(self.checkpoint):  # an IR (.xml) or an ONNX file: OpenVINO runs it
             if trainer_kwargs:
                 raise UserError("an IR is explained by OpenVINO in one process: drop the --trainer flags "
                                 "or pass a .ckpt")
@@ -223,6 +236,7 @@ class ExplainMixin(IRExplainMixin):
             for metric in dict.fromkeys([*audit.metrics, *audit.fail_under]):
                 if metric in measured:
                     write_contact_sheet(run_dir, metric)
+        _require_an_explained_image(sink, run_dir)
         check_gates(sink.summary, audit)
         return results
 

@@ -11,7 +11,8 @@ import openvino as ov
 import yaml
 
 from otx_xai.data.datamodule import DataConfig
-from otx_xai.errors import MissingFileError, UserError
+from otx_xai.errors import UserError
+from otx_xai.openvino.ir_file import read_model
 from otx_xai.openvino.metadata import read_metadata
 
 
@@ -135,9 +136,7 @@ def recipe_of_ir(xml_path: str) -> Recipe:
     An IR otx_xai did not export gets a classification recipe with default data settings: its labels and
     preprocessing are resolved when it is loaded (``IRModel`` with the ``--ir.*`` flags or its rt_info).
     """
-    if not Path(xml_path).is_file():
-        raise MissingFileError(f"IR {xml_path} not found: export with `otx export` first")
-    meta = read_metadata(ov.Core().read_model(str(xml_path)))
+    meta = read_metadata(read_model(ov.Core(), xml_path))  # a missing or broken file: a one-line UserError
     if not meta:
         return Recipe(task="classification", data=DataConfig())
     data = DataConfig(input_size=tuple(meta["input_size"]), mean=list(meta["mean"]), std=list(meta["std"]),

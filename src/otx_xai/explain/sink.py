@@ -32,6 +32,7 @@ from otx_xai.explain.entity import ImageInfo, PredictionBatch
 from otx_xai.explain.index_summary import dedupe, summarize_entries
 from otx_xai.explain.pointing import ground_truth_hits
 from otx_xai.explain.rank_index import merge_rank_indexes, rank_index_name
+from otx_xai.explain.run_warnings import RunWarnings
 from otx_xai.explain.sag_files import has_sag, write_sag_files
 from otx_xai.explain.saliency import MapKey, overlay, postprocess, predicted_labels, select_maps
 
@@ -93,6 +94,7 @@ class ExplainSink:
         self.rank, self.world_size = 0, 1
         self._order: list[str] = []  # distributed: the image ids in dataset order, for the merged index
         self._sag_record: dict[str, Any] | None = None  # the image being dumped: its SAG record, for its entry
+        self.warnings = RunWarnings(config)
 
     def use_rank(self, run_dir: Path | None, rank: int, world_size: int, order: list[str]) -> None:
         """Distributed explain: index into ``run_dir``'s ``explain_index.rank<rank>.jsonl`` (the plain index
@@ -116,6 +118,7 @@ class ExplainSink:
                 "(for an IR, export it with --explain True)"
             )
         self.consume_failures(failed)
+        self.warnings.check_group(batch.model.label_names)
         for index, info in enumerate(batch.infos):
             self._consume_image(batch, index, info)
 
@@ -129,6 +132,7 @@ class ExplainSink:
         class_maps = batch.saliency_map[index]
         hits = ground_truth_hits(class_maps, info)
         maps = select_maps(batch, index, self.config)
+        self.warnings.check_maps(info.image_id, maps)
         if self.config.postprocess:
             maps = {key: postprocess(m, info, self.config) for key, m in maps.items()}
         box_maps = select_box_maps(batch, index, self.config)

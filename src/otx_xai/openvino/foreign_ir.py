@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
+from openvino.passes import ConstantFolding, Manager
 
 from otx_xai.errors import UserError
 from otx_xai.openvino.metadata import XAI_OUTPUTS
@@ -57,6 +58,13 @@ def _reverse_channels(model: ov.Model) -> None:
         consumer.replace_source_output(flipped.output(0))
 
 
+def _fold_constants(model: ov.Model) -> None:
+    """Replace every subgraph computable without the input by its Constant (what compiling does anyway)."""
+    manager = Manager()
+    manager.register_pass(ConstantFolding())
+    manager.run_passes(model)
+
+
 def prepare_foreign_model(model: ov.Model, meta: dict[str, Any], path: str | Path) -> str | None:
     """Prepare ``model`` in place; returns why Recipro-CAM could not be inserted (None: it was)."""
     path = Path(path)
@@ -70,6 +78,7 @@ def prepare_foreign_model(model: ov.Model, meta: dict[str, Any], path: str | Pat
         raise UserError(f"{path} cannot take a (B, 3, {height}, {width}) input "
                          f"({str(error).splitlines()[0][:100]}): pass another --ir.input_size") from None
     model.input(0).get_tensor().set_names({"images"})
+    _fold_constants(model)  # e.g. an ONNX GlobalAveragePool's axes, computed as Range(2, rank): now a Constant
     if meta.get("reverse_input_channels"):
         _reverse_channels(model)
     logits = _logits_output(model, path)

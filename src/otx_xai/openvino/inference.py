@@ -18,6 +18,7 @@ from otx_xai.openvino.compile_passes import fuse_uint8_casts, remove_outputs
 from otx_xai.openvino.compiled_forms import MAX_STATIC_BATCHES, PERFORMANCE_HINTS, CompiledForm, CompiledForms
 from otx_xai.openvino.foreign_ir import prepare_foreign_model
 from otx_xai.openvino.foreign_metadata import ForeignIROptions, foreign_metadata
+from otx_xai.openvino.ir_file import read_model
 from otx_xai.openvino.metadata import XAI_OUTPUTS, read_metadata
 
 PRECISIONS = ("f32", "bf16")  # values of the CPU plugin's INFERENCE_PRECISION_HINT we offer
@@ -68,13 +69,8 @@ class IRModel:
         if num_requests is not None and num_requests < 1:
             raise IRError(f"num_requests={num_requests} must be a positive integer (or None for the optimum)")
         self.path = Path(xml_path)
-        if not self.path.is_file() or not self.path.with_suffix(".bin").is_file():
-            raise IRError(f"IR {self.path} (with its .bin) not found: export with `otx export` first")
         core = ov.Core()
-        try:
-            model = core.read_model(str(self.path))
-        except RuntimeError as error:
-            raise IRError(f"cannot read IR {self.path}: {str(error).splitlines()[0]}") from None
+        model = read_model(core, self.path)  # a missing, truncated or foreign file: a one-line UserError
         self.meta = read_metadata(model)
         self.explain_unavailable: str | None = None
         if self.meta and foreign is not None and foreign != ForeignIROptions():

@@ -189,5 +189,5 @@ def write_csv_index(run_dir: Path) -> Path:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(csv_rows(load_index(run_dir)))
     path = run_dir / INDEX_CSV
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8", "backslashreplace"))  # an odd path never stops it
     return path

@@ -44,6 +44,8 @@ background:#fff;border-bottom:1px solid #ccc}
 .card h2{font-size:14px;margin:0 0 4px;word-break:break-all}.card .source{font-size:12px;color:#555}
 .maps{display:flex;flex-wrap:wrap;gap:8px;margin:6px 0}figure{margin:0;text-align:center}
 figure img{display:block;max-width:220px;max-height:220px;image-rendering:auto}
+figure img.input{width:160px;height:auto}
+figure img.raw{width:160px;height:auto;max-height:none;image-rendering:pixelated;background:#000}
 figcaption{font-size:12px}.pred,.gt,.metrics{font-size:12px;margin:2px 0}.err{color:#c62828}
 table.summary{border-collapse:collapse;margin:0 16px}table.summary td{padding:2px 8px;border-bottom:1px solid #ddd}
 .sag figure img{max-width:450px;max-height:300px}
@@ -99,13 +101,17 @@ _JS = """
       if (pending.length && Date.now() - started < 20000) { setTimeout(poll, 50); return; }
       var broken = images.filter(function (img) { return !(img.naturalWidth > 0); });
       var visible = data.filter(function (item) { return !item.card.hidden; });
+      var shown = images.map(function (img) {
+        return {src: img.getAttribute("src"), kind: img.className, width: Math.round(img.getBoundingClientRect().width),
+                natural_width: img.naturalWidth};
+      });
       var out = document.createElement("pre");
       out.id = "selftest-result";
       out.textContent = JSON.stringify({
         label: labelSel.value, label_applied: params.get("label") === null || labelSel.value === params.get("label"),
         sort: sortSel.value, order: orderSel.value, images: images.length,
         loaded: images.length - broken.length, broken: broken.map(function (img) { return img.getAttribute("src"); }),
-        pending: pending.length, cards: data.length, visible: visible.length,
+        pending: pending.length, cards: data.length, visible: visible.length, shown: shown,
         visible_ids: Array.prototype.slice.call(grid.querySelectorAll(".card:not([hidden])"))
           .map(function (card) { return card.dataset.imageId; })
       });
@@ -138,18 +144,29 @@ def _url(path: str) -> str:
 
 
 def _source_href(source_path: str, run_dir: Path) -> str:
-    """A link to the original image, relative to the run folder when possible."""
-    source = Path(source_path).resolve()
+    """A link to the original image, relative to the run folder when possible (links are not resolved: a
+    symlink loop or a dangling link is shown as it is named)."""
+    source = os.path.abspath(source_path)
     try:
-        return _url(os.path.relpath(source, run_dir.resolve()))
+        return _url(os.path.relpath(source, os.path.abspath(run_dir)))
     except ValueError:  # another drive (Windows)
-        return _attr(source.as_uri())
+        return _attr(Path(source).as_uri())
 
 
-def _figure(target: MapTarget, image_id: str) -> str:
+def _input_figure(entry: dict[str, Any], run_dir: Path) -> str:
+    """The input image itself, shown 160 px wide before its maps."""
+    href = _source_href(str(entry["source_path"]), run_dir)
+    alt = _attr(f"{entry.get('image_id', '')}: input")
+    return (f'<figure><a href="{href}"><img class="input" src="{href}" alt="{alt}" loading="lazy" '
+            'decoding="async"></a><figcaption>input</figcaption></figure>')
+
+
+def _figure(target: MapTarget, image_id: str, raw: bool) -> str:
+    """One map; a raw map (the model's grid, e.g. 7×7 pixels) is drawn 160 px wide, nearest-neighbour."""
     alt = _attr(f"{image_id}: {target.name}")
     link = f' <a href="{_url(target.colour_map)}">map</a>' if target.colour_map else ""
-    return (f'<figure><a href="{_url(target.shown)}"><img src="{_url(target.shown)}" alt="{alt}" '
+    kind = ' class="raw"' if raw and target.shown.endswith("_saliency_map.png") else ""
+    return (f'<figure><a href="{_url(target.shown)}"><img{kind} src="{_url(target.shown)}" alt="{alt}" '
             f'loading="lazy" decoding="async"></a><figcaption>{escape(target.name)}{link}</figcaption></figure>')
 
 
@@ -177,7 +194,7 @@ def _predicted(entry: dict[str, Any]) -> str:
     return ", ".join(parts) or "none"
 
 
-def _card(entry: dict[str, Any], order: int, run_dir: Path) -> str:
+def _card(entry: dict[str, Any], order: int, run_dir: Path, raw: bool) -> str:
     image_id = str(entry.get("image_id", ""))
     metrics = image_metrics(entry)
     error = entry.get("error")
@@ -195,10 +212,12 @@ def _card(entry: dict[str, Any], order: int, run_dir: Path) -> str:
         truth = ground_truth_labels(entry)
         if truth:
             lines.append(f'<p class="gt">ground truth: {escape(", ".join(truth))}</p>')
-        lines.append('<div class="maps">' + "".join(_figure(t, image_id) for t in map_targets(entry)) + "</div>")
+        shown = _input_figure(entry, run_dir) if source else ""
+        shown += "".join(_figure(t, image_id, raw) for t in map_targets(entry))
+        lines.append(f'<div class="maps">{shown}</div>')
         boxes = box_targets(entry)
         if boxes:
-            lines.append('<div class="maps boxes">' + "".join(_figure(t, image_id) for t in boxes) + "</div>")
+            lines.append('<div class="maps boxes">' + "".join(_figure(t, image_id, raw) for t in boxes) + "</div>")
         lines.append(_sag_figure(entry.get("sag"), image_id))
     if metrics:
         shown = ", ".join(f"{escape(name)} {for_people(value)}" for name, value in metrics.items())
@@ -245,7 +264,8 @@ def _labels(index: dict[str, Any]) -> list[str]:
 def render_gallery(index: dict[str, Any], run_dir: Path) -> str:
     """The gallery page of an index document whose files are relative to ``run_dir``."""
     images = index["images"]
-    cards = "\n".join(_card(entry, order, run_dir) for order, entry in enumerate(images))
+    raw = not (index.get("explain_config") or {}).get("postprocess")  # maps at the model's grid size
+    cards = "\n".join(_card(entry, order, run_dir, raw) for order, entry in enumerate(images))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -259,5 +279,5 @@ def write_gallery(run_dir: Path) -> Path:
     """Write ``<run>/gallery.html`` from ``<run>/explain_index.json`` (atomically) and return its path."""
     run_dir = Path(run_dir)
     path = run_dir / GALLERY_HTML
-    atomic_write_bytes(path, render_gallery(load_index(run_dir), run_dir).encode("utf-8"))
+    atomic_write_bytes(path, render_gallery(load_index(run_dir), run_dir).encode("utf-8", "backslashreplace"))
     return path
