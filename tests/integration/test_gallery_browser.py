@@ -29,10 +29,10 @@ RESULT = re.compile(r'<pre id="selftest-result">(.*?)</pre>', re.DOTALL)
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    """Debian's chromium; missing is a failure (CI installs it in .ci/run), never a skip."""
+    """Debian's chromium; missing is a failure (tox installs it before the tests), never a skip."""
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} not found: the gallery browser test needs Debian's chromium "
-                    "(apt-get install -y chromium; .ci/run installs it)")
+                    "(tox installs it: tests/ensure_browser.py)")
     return CHROMIUM
 
 
@@ -44,10 +44,17 @@ def gallery(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = Engine(model=str(RECIPE), data_root=data_root, work_dir=root / "ws")
     engine.recipe.data.input_size = (64, 64)
     engine.train(max_epochs=1)
+    engine.explain(dump=True)  # raw maps (the model's 2×2 grid): the gallery draws them large
     engine.explain(dump=True, explain_config=ExplainConfig(postprocess=True))
     run_dir = engine.last_explain_dir
     assert run_dir is not None and (run_dir / "explain_index.csv").is_file()  # written by the explain run
     return write_gallery(run_dir)
+
+
+@pytest.fixture(scope="module")
+def raw_gallery(gallery: Path) -> Path:
+    """The gallery of the same model's run without postprocessing (maps at the model's grid size)."""
+    return next(page for page in gallery.parents[1].glob("*/gallery.html") if page != gallery)
 
 
 def _index(page: Path) -> dict[str, Any]:
@@ -72,7 +79,7 @@ def test_every_image_loads(chromium: Path, gallery: Path, tmp_path: Path) -> Non
     expected_maps = sum(1 for entry in images for name in entry["files"] if name.endswith("_overlay.png"))
     assert expected_maps > 0
     assert result["broken"] == [] and result["pending"] == 0
-    assert result["images"] == result["loaded"] == expected_maps
+    assert result["images"] == result["loaded"] == expected_maps + len(images)  # + each card's input image
     assert result["cards"] == result["visible"] == len(images)
 
 
@@ -106,3 +113,19 @@ def test_metric_sort(chromium: Path, gallery: Path, tmp_path: Path) -> None:
         assert (result["sort"], result["order"]) == (sort, order)
         assert result["visible_ids"] == expected, (sort, order)
         assert result["broken"] == []
+
+
+def test_cards_show_the_input_and_raw_maps_at_a_readable_size(chromium: Path, raw_gallery: Path,
+                                                               tmp_path: Path) -> None:
+    """Without postprocessing each map is the model's grid (2×2 here): drawn 160 px wide, nearest-neighbour,
+    beside the input image itself."""
+    images = _index(raw_gallery)["images"]
+    result = _render(chromium, raw_gallery, tmp_path / "profile")
+    assert result["broken"] == [] and result["pending"] == 0
+    inputs = [shown for shown in result["shown"] if shown["kind"] == "input"]
+    raw = [shown for shown in result["shown"] if shown["kind"] == "raw"]
+    assert sorted(shown["natural_width"] for shown in inputs) == sorted(e["original_size"][1] for e in images)
+    assert len(raw) == sum(1 for entry in images for name in entry["files"] if name.endswith("_saliency_map.png"))
+    assert raw and all(shown["natural_width"] <= 4 and shown["width"] == 160 for shown in raw), raw[:3]
+    page = raw_gallery.read_text()
+    assert "image-rendering:pixelated" in page  # nearest-neighbour: the grid's cells stay visible

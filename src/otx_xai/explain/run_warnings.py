@@ -36,6 +36,6 @@ class RunWarnings:
         """A selected map with one value everywhere: the scores do not depend on where things are."""
         flat = [key for key, saliency in maps.items() if saliency.size > 1 and saliency.min() == saliency.max()]
         if flat:
-            self._once("constant_map", "the %s map of %s is constant over the image: the model's scores do not "
-                       "depend on the image's content (an untrained or degenerate model?); such maps show nothing",
-                       flat[0], image_id)
+            self._once("constant_map", "the saliency map of %s (map %s) is constant over the image: the model's "
+                       "scores do not depend on where things are (an untrained or degenerate model?); such maps "
+                       "show nothing", image_id, flat[0])
