@@ -98,11 +98,8 @@ def test_lime_coefficients_equal_limes(net: torch.nn.Module, index: int) -> None
                                              top_labels=None, num_samples=num_samples, batch_size=32,
                                              segmentation_fn=lambda _: segments, random_seed=0)
 
-    def score_fn(perturbed: np.ndarray) -> np.ndarray:
-        return class_scores(run(perturbed)["logits"], False)
-
     lime_input = LimeImage(image, segments, num_samples, seed=seed)  # draws the samples as lime does
-    scores = lime_scores([lime_input], score_fn, chunk=64)[0]
+    scores = lime_scores([lime_input], run, lambda outputs: class_scores(outputs["logits"], False), 64)[0]
     coef, intercept = lime_coefficients(lime_input.samples, scores[:, labels])
     for row, label in enumerate(labels):
         theirs = np.zeros(features)

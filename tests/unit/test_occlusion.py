@@ -52,12 +52,13 @@ def test_occlusion_equals_captum(net: torch.nn.Module, window: int, stride: int)
     reference = class_scores(run(images)["logits"], multilabel=False)
     calls: list[int] = []
 
-    def score_fn(perturbed: np.ndarray) -> np.ndarray:
+    def counting(perturbed: np.ndarray) -> dict[str, np.ndarray]:
         calls.append(len(perturbed))
-        return class_scores(run(perturbed)["logits"], multilabel=False)
+        return run(perturbed)
 
-    drops = occlusion_drops(images, reference, grid, score_fn, chunk=20)
+    drops = occlusion_drops(images, reference, grid, counting, lambda out: class_scores(out["logits"], False), 20)
     assert sum(calls) == 2 * len(grid) and max(calls) == 20  # both images' windows, 20 per call
+    assert len(calls) == -(-2 * len(grid) // 20)  # calls span images: only the very last is short
     for target in range(CLASSES):
         expected = _captum(net, images, window, stride, target)
         assert np.abs(expected).max() > 1e-3  # real drops, not a flat model

@@ -10,7 +10,8 @@ Cost: ``num_samples`` inferences per image (the first sample keeps everything: i
 prediction); every explained class shares them.
 
 The superpixels of a batch's images are cut on a worker thread (scikit-image releases the GIL) while the
-model scores the previous image's samples.
+model scores the previous image's samples, and the samples of all images are streamed to the model
+(``scoring.py``), made as the runner has room for them.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from typing import Any
 import numpy as np
 
 from otx_xai.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from otx_xai.explain.black_box.classification import CALLS_IN_FLIGHT, class_scores
+from otx_xai.explain.black_box.classification import class_scores
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.class_maps import classes_to_explain, uint8_class_maps
+from otx_xai.explain.methods.perturbation.copy_runner import copy_runner
 from otx_xai.explain.methods.perturbation.lime_regression import lime_coefficients, lime_samples
-from otx_xai.explain.methods.perturbation.scoring import ScoreFn, score_perturbations
+from otx_xai.explain.methods.perturbation.score_cam_runner import InferenceCopies
+from otx_xai.explain.methods.perturbation.scoring import ToScores, score_perturbations
 from otx_xai.explain.methods.perturbation.superpixels import superpixels, to_rgb
 
 
@@ -84,9 +87,9 @@ class LimeImage:
         return coefficients.astype(np.float32)[:, self.segments]
 
 
-def lime_scores(images: Sequence[LimeImage], score_fn: ScoreFn, chunk: int,
+def lime_scores(images: Sequence[LimeImage], run: ModelRunner, to_scores: ToScores, batch_size: int,
                 reference: np.ndarray | None = None) -> list[np.ndarray]:
-    """Per image, the scores (N, K) of its samples, ``chunk`` perturbed images per ``score_fn`` call.
+    """Per image, the scores (N, K) of its samples, streamed to ``run`` ``batch_size`` at a time.
 
     ``reference`` (B, K): the images' own scores, already known; the first sample (everything kept, i.e.
     the image itself) takes them instead of another inference."""
@@ -95,8 +98,8 @@ def lime_scores(images: Sequence[LimeImage], score_fn: ScoreFn, chunk: int,
     def build(b: int, start: int, stop: int, out: np.ndarray) -> None:
         images[b].perturb(start + skip, stop + skip, out)
 
-    scores = score_perturbations([image.num_samples - skip for image in images], build, score_fn,
-                                 images[0].image.shape, chunk)
+    scores = score_perturbations([image.num_samples - skip for image in images], build, run, to_scores,
+                                 images[0].image.shape, batch_size)
     if reference is None:
         return scores
     return [np.concatenate([reference[b][None].astype(np.float64), s.reshape(-1, reference.shape[1])])
@@ -111,11 +114,16 @@ class LIME:
     def __init__(self, config: BlackBoxConfig, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD) -> None:
         self.config = config
+        self._copies = InferenceCopies()
         self.mean, self.std = list(mean), list(std)
 
     def use_preprocess(self, mean: Sequence[float], std: Sequence[float]) -> None:
         """The model's input normalization (0..255 units): superpixels are cut on the image as RGB."""
         self.mean, self.std = list(mean), list(std)
+
+    def torch_runner(self, model: Any, batch_size: int) -> ModelRunner:
+        """A checkpoint's model run on its inference copy (``copy_runner``): the same scores, faster."""
+        return copy_runner(self._copies, model, batch_size)
 
     def settings(self) -> dict[str, Any]:
         c = self.config
@@ -127,15 +135,15 @@ class LIME:
                 targets: list[list[int]] | None = None) -> dict[str, np.ndarray]:
         c = self.config
 
-        def score_fn(perturbed: np.ndarray) -> np.ndarray:
-            return class_scores(run(perturbed)["logits"], model.multilabel)
+        def to_scores(outputs: dict[str, np.ndarray]) -> np.ndarray:
+            return class_scores(outputs["logits"], model.multilabel)
 
         with ThreadPoolExecutor(max_workers=1) as pool:  # cuts superpixels while the model runs
             inputs = [LimeImage(image, pool.submit(superpixels, to_rgb(image, self.mean, self.std), c.segmentation),
                                 c.lime_samples, c.seed, c.fill) for image in images]
             outputs = run(images)
             scores = class_scores(outputs["logits"], model.multilabel)
-            sample_scores = lime_scores(inputs, score_fn, c.batch_size * CALLS_IN_FLIGHT, reference=scores)
+            sample_scores = lime_scores(inputs, run, to_scores, c.batch_size, reference=scores)
         classes = classes_to_explain(scores, model, config, targets)
         painters = []
         for image, image_scores, chosen in zip(inputs, sample_scores, classes, strict=True):

@@ -12,7 +12,8 @@ value a RISE mask leaves. Windows cover all channels. Because the windows form a
 sum is separable: A_c = (R_y · D_c · R_xᵀ) / (R_y·1)(R_x·1)ᵀ with D_c the (rows × columns) grid of drops
 and R_y, R_x the 0/1 cover matrices of the window rows and columns (two small BLAS products per class).
 The score is the one RISE uses: softmax (sigmoid for a multilabel model) of the logits.
-Cost: one inference per window plus one, e.g. 13 × 13 + 1 = 170 at 224 px, window 32, stride 16.
+Cost: one inference per window plus one, e.g. 13 × 13 + 1 = 170 at 224 px, window 32, stride 16. The
+occluded copies of a batch's images are streamed to the model (``scoring.py``).
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from otx_xai.explain.black_box.classification import CALLS_IN_FLIGHT, class_scores
+from otx_xai.explain.black_box.classification import class_scores
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.class_maps import classes_to_explain, uint8_class_maps
-from otx_xai.explain.methods.perturbation.scoring import score_perturbations
+from otx_xai.explain.methods.perturbation.copy_runner import copy_runner
+from otx_xai.explain.methods.perturbation.score_cam_runner import InferenceCopies
+from otx_xai.explain.methods.perturbation.scoring import ToScores, score_perturbations
 
 
 def window_starts(side: int, window: int, stride: int) -> np.ndarray:
@@ -83,14 +86,14 @@ class OcclusionGrid:
         return total / count
 
 
-def occlusion_drops(images: np.ndarray, reference: np.ndarray, grid: OcclusionGrid, score_fn: Any,
-                    chunk: int, baseline: float = 0.0) -> list[np.ndarray]:
+def occlusion_drops(images: np.ndarray, reference: np.ndarray, grid: OcclusionGrid, run: ModelRunner,
+                    to_scores: ToScores, batch_size: int, baseline: float = 0.0) -> list[np.ndarray]:
     """Per image (3, h, w), the drops (K, windows) float64 of its reference scores (K,) when each window is
-    occluded; the occluded copies of all images go to ``score_fn`` ``chunk`` at a time."""
+    occluded; the occluded copies of all images are streamed to ``run`` ``batch_size`` at a time."""
     def build(b: int, start: int, stop: int, out: np.ndarray) -> None:
         grid.occlude(images[b], start, stop, out, baseline)
 
-    scores = score_perturbations([len(grid)] * len(images), build, score_fn, images.shape[1:], chunk)
+    scores = score_perturbations([len(grid)] * len(images), build, run, to_scores, images.shape[1:], batch_size)
     return [(reference[b][None] - s).T for b, s in enumerate(scores)]
 
 
@@ -101,6 +104,11 @@ class Occlusion:
 
     def __init__(self, config: BlackBoxConfig) -> None:
         self.config = config
+        self._copies = InferenceCopies()
+
+    def torch_runner(self, model: Any, batch_size: int) -> ModelRunner:
+        """A checkpoint's model run on its inference copy (``copy_runner``): the same scores, faster."""
+        return copy_runner(self._copies, model, batch_size)
 
     def settings(self) -> dict[str, Any]:
         c = self.config
@@ -116,10 +124,10 @@ class Occlusion:
         scores = class_scores(outputs["logits"], model.multilabel)
         grid = self.grid((int(images.shape[-2]), int(images.shape[-1])))
 
-        def score_fn(perturbed: np.ndarray) -> np.ndarray:
-            return class_scores(run(perturbed)["logits"], model.multilabel)
+        def to_scores(outputs: dict[str, np.ndarray]) -> np.ndarray:
+            return class_scores(outputs["logits"], model.multilabel)
 
-        drops = occlusion_drops(images, scores, grid, score_fn, self.config.batch_size * CALLS_IN_FLIGHT)
+        drops = occlusion_drops(images, scores, grid, run, to_scores, self.config.batch_size)
         painters = [lambda classes, d=d: grid.paint(d[classes]) for d in drops]
         classes = classes_to_explain(scores, model, config, targets)
         maps = uint8_class_maps(painters, classes, scores.shape[1], grid.size)
