@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from conftest import TrainedRun, copy_images, raw_maps, read_index, run_cli
+from conftest import TrainedRun, assert_clean_failure, copy_images, raw_maps, read_index, run_cli
+from otx_xai.cli import main
 
 
 def _run_dir(stdout: str) -> Path:
@@ -40,3 +42,17 @@ def test_cli_score_cam_on_a_checkpoint_and_on_its_ir(trained_run: TrainedRun, ex
     for maps in torch_maps.values():  # ALL: a map per class, at the input size
         assert maps.shape == (3, 64, 64) and (maps.reshape(3, -1).max(axis=1) == 255).all()
     assert max(np.abs(torch_maps[k].astype(int) - ir_maps[k].astype(int)).max() for k in torch_maps) <= 1
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--explain_method", "ScoreCAM", "--explain_layer", "layer9"], ("'layer9'", "layer4")),
+    (["--explain_method", "RISE", "--explain_layer", "layer3"], ("explain_layer", "ScoreCAM", "RISE")),
+], ids=["unknown_layer", "layer_for_rise"])
+def test_explain_layer_with_a_perturbation_method_is_checked_before_the_run(
+        trained_run: TrainedRun, capfd: pytest.CaptureFixture, tmp_path: Path, flags: list[str],
+        words: tuple[str, ...]) -> None:
+    work_dir = tmp_path / "ws"
+    code = main(["explain", "--config", str(trained_run.recipe), "--checkpoint", str(trained_run.checkpoint),
+                 "--data_root", str(trained_run.data_root), "--work_dir", str(work_dir), *flags])
+    assert_clean_failure(code, capfd.readouterr().err, *words)
+    assert not list(work_dir.glob("2*/explain_index.json")), "no half-written run"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
+from torchvision.models.feature_extraction import create_feature_extractor
 
+from otx_xai.errors import UserError
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
@@ -32,11 +36,15 @@ def calibrated(model: ImageClassifier, size: int = SIZE) -> ImageClassifier:
     return model.eval()
 
 
-def reference_score_cam(model: ImageClassifier, image: torch.Tensor) -> np.ndarray:
-    """The official code's loop, per channel, in float64; maps (K, H, W) uint8 (min-max to 0..255, rounded)."""
+def reference_score_cam(model: ImageClassifier, image: torch.Tensor, activations: torch.Tensor | None = None
+                        ) -> np.ndarray:
+    """The official code's loop, per channel, in float64; maps (K, H, W) uint8 (min-max to 0..255, rounded).
+    ``activations``: the layer's (C, h, w) map; default the model's feature map."""
     size = tuple(image.shape[-2:])
     with torch.no_grad():
-        activations = model.forward_explain(image[None])["feature_map"][0].double()
+        if activations is None:
+            activations = model.forward_explain(image[None])["feature_map"][0]
+        activations = activations.double()
         total = torch.zeros(len(LABELS), *size, dtype=torch.float64)
         for channel in activations:
             up = F.interpolate(channel[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
@@ -50,8 +58,9 @@ def reference_score_cam(model: ImageClassifier, image: torch.Tensor) -> np.ndarr
     return np.floor((total - low) / np.maximum(high - low, 1e-300) * 255.0 + 0.5).astype(np.uint8)
 
 
-def explain(model: ImageClassifier, images: torch.Tensor, chunk: int = 4096, batch_size: int = 32) -> np.ndarray:
-    method = ScoreCAM(BlackBoxConfig(batch_size=batch_size))
+def explain(model: ImageClassifier, images: torch.Tensor, chunk: int = 4096, batch_size: int = 32,
+            layer: str | None = None) -> np.ndarray:
+    method = ScoreCAM(BlackBoxConfig(batch_size=batch_size), layer=layer)
     info = ModelInfo("classification", LABELS, False, "ScoreCAM")
     run = method.torch_runner(model, batch_size)
     return method.explain(images.numpy(), run, info, ExplainConfig(max_explain_chunk=chunk))["saliency_map"]
@@ -156,3 +165,23 @@ def test_the_inference_copy_folds_batch_norms_and_follows_weight_changes() -> No
         remade = copies.of(net)
         assert remade is not copy
         torch.testing.assert_close(remade(images), net(images), rtol=1e-5, atol=1e-5)
+
+
+def test_explain_layer_masks_with_the_named_layers_channels() -> None:
+    """``--explain_layer layer3`` on resnet18: the masks are layer3's 256 channels (a 4×4 map at 64 px),
+    checked against the reference fed torchvision's own layer3 output for the same weights."""
+    torch.manual_seed(0)
+    model = calibrated(ImageClassifier(LABELS, "resnet18"))
+    net = torchvision.models.resnet18(num_classes=len(LABELS)).eval()
+    net.load_state_dict(model.backbone.state_dict(), strict=False)
+    image = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        layer3 = create_feature_extractor(net, ["layer3"])(image)["layer3"][0]
+    assert layer3.shape == (256, 4, 4)
+    maps = explain(model, image, layer="layer3")
+    reference = reference_score_cam(model, image[0], layer3)
+    assert grey_difference(maps[0], reference) <= 1
+    assert ScoreCAM(layer="layer3").settings()["layer"] == "layer3"
+    with pytest.raises(UserError, match="'layer9' is not a layer") as error:
+        ScoreCAM(layer="layer9").check_layer(model)
+    assert "layer4" in str(error.value) and "\n" not in str(error.value)

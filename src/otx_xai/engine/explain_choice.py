@@ -54,7 +54,14 @@ def checkpoint_method(model: Any, requested: str, black_box: BlackBoxConfig, lay
     name = explain_time_method(str(hparams.get("backbone", type(model).__name__)), task, requested, own,
                                has_white_box, backend="checkpoint")
     if is_black_box(name):
-        return model, BlackBoxChoice(black_box_method(task, name, black_box), black_box)
+        method = black_box_method(task, name, black_box)
+        if layer:  # Score-CAM masks with the named layer's channels
+            if not hasattr(method, "layer"):
+                raise UserError(f"explain_layer applies to the gradient methods ({', '.join(GRADIENT)}) and "
+                                f"ScoreCAM, not {name}: drop --explain_layer or pick one of them")
+            method.layer = layer
+            method.check_layer(model)
+        return model, BlackBoxChoice(method, black_box)
     if layer and name not in GRADIENT:
         raise UserError(f"explain_layer applies to the gradient methods ({', '.join(GRADIENT)}), not {name}: "
                         "drop --explain_layer or pick one of them")

@@ -24,6 +24,7 @@ from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.perturbation.score_cam_core import score_cam_saliency, score_cam_weights
+from otx_xai.explain.methods.perturbation.score_cam_layer import check_layer
 from otx_xai.explain.methods.perturbation.score_cam_runner import InferenceCopies, feature_map_runner
 
 MAPS_PER_STEP = 64  # class maps upsampled and normalized at once (K = 1000 at 224 px would take 200 MB)
@@ -39,12 +40,13 @@ class ScoreCAM:
     name = "ScoreCAM"
     outputs = ("logits", "feature_map")  # what the runner must give (an IR keeps its feature_map output)
 
-    def __init__(self, config: BlackBoxConfig | None = None) -> None:
+    def __init__(self, config: BlackBoxConfig | None = None, layer: str | None = None) -> None:
         self.config = config or BlackBoxConfig()
+        self.layer = layer  # a module picked by name (checkpoints only); None: the traced cut's feature map
         self._copies = InferenceCopies()
 
     def settings(self) -> dict[str, Any]:
-        return {"method": self.name, "layer": "feature_map (the traced cut)", "upsampling": "bilinear",
+        return {"method": self.name, "layer": self.layer or "feature_map (the traced cut)", "upsampling": "bilinear",
                 "batch_size": self.config.batch_size, "masked_images_per_call": self.chunk(None),
                 "inferences_per_image": "1 + one per non-constant channel of the feature map"}
 
@@ -53,9 +55,14 @@ class ScoreCAM:
         chunk = self.config.batch_size * CALLS_IN_FLIGHT
         return min(chunk, int(config.max_explain_chunk)) if config is not None else chunk
 
+    def check_layer(self, model: Any) -> None:
+        """A one-line error before the run when ``layer`` is not a spatial layer of ``model``."""
+        if self.layer:
+            check_layer(model, self.layer)
+
     def torch_runner(self, model: Any, batch_size: int) -> ModelRunner:
         """Logits and feature map of a checkpoint's model, on its inference copy (``score_cam_runner``)."""
-        return feature_map_runner(self._copies.of(model), batch_size)
+        return feature_map_runner(self._copies.of(model), batch_size, self.layer)
 
     def explain(self, images: np.ndarray, run: ModelRunner, model: ModelInfo, config: ExplainConfig,
                 targets: list[list[int]] | None = None) -> dict[str, np.ndarray]:
