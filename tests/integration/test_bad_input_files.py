@@ -15,7 +15,6 @@ import openvino as ov
 import PIL.Image
 import pytest
 import torch
-import torchvision
 
 from conftest import TrainedRun, assert_clean_failure, copy_images, read_index
 from otx_xai.cli import main
@@ -103,18 +102,23 @@ def test_a_broken_or_mismatched_model_file_is_one_line_naming_it(explain_ir: Pat
     assert code == 1 and "GraphDef" not in stderr and stderr.count("\n") == 1, stderr  # no OpenVINO/absl noise
 
 
-def _random_resnet(classes: int, zero_head: bool = False) -> torch.nn.Module:
+def _tiny_classifier(classes: int, zero_head: bool = False) -> torch.nn.Module:
+    """A small real CNN ending in global average pooling and a linear head (ONNX: GlobalAveragePool)."""
     torch.manual_seed(0)
-    model = torchvision.models.resnet18(num_classes=classes).eval()
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, classes)).eval()
     if zero_head:  # logits independent of the image: a degenerate model whose maps are constant
-        torch.nn.init.zeros_(model.fc.weight)
+        torch.nn.init.zeros_(model[-1].weight)
     return model
 
 
 def test_an_onnx_file_explains_as_an_ir_otx_xai_did_not_write(trained_run: TrainedRun, tmp_path: Path,
                                                                capfd: pytest.CaptureFixture) -> None:
     """--checkpoint model.onnx gives the same Recipro-CAM maps as the IR of the same weights."""
-    model = _random_resnet(3)
+    model = _tiny_classifier(3)
     onnx_path, xml = tmp_path / "model.onnx", tmp_path / "converted.xml"
     torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), str(onnx_path), dynamo=False,
                       input_names=["image"], output_names=["logits"])
@@ -213,7 +217,7 @@ def test_constant_maps_and_all_over_many_classes_warn_once(trained_run: TrainedR
     """A degenerate IR (its head ignores the image) with 21 classes, explained with the default ALL on four
     images: one warning for the constant maps, one naming PREDICTIONS, each once per run."""
     xml = tmp_path / "degenerate.xml"
-    ov.save_model(ov.convert_model(_random_resnet(21, zero_head=True), example_input=torch.zeros(1, 3, 64, 64)),
+    ov.save_model(ov.convert_model(_tiny_classifier(21, zero_head=True), example_input=torch.zeros(1, 3, 64, 64)),
                   str(xml))
     folder = tmp_path / "images"
     copy_images(trained_run.data_root, folder, 4)
