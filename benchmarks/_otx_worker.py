@@ -1,11 +1,13 @@
 """otx_xai's side of ``bench_vs_openvino_xai.py``; runs in the project's pinned env:
-``python _otx_worker.py IR.xml INPUTS.npy PRECISION``.
+``python _otx_worker.py IR.xml INPUTS.npy PRECISION DETECTOR.xml DETECTOR_INPUTS.npy``.
 
 The plain IR is read as an IR otx_xai did not export (``--ir.*`` options: 1000 labels, the input size; the
 inputs are already preprocessed) and run as ``otx explain`` runs it: white-box, Recipro-CAM inserted in
 memory, ``feature_map`` not computed, the hint chosen per batch size (LATENCY for one image, THROUGHPUT
 for batches); black-box, the IR without the XAI outputs, RISE and AISE explaining the top class
-(PREDICTIONS), perturbed images in batches of 32 through the IR's request queue.
+(PREDICTIONS), perturbed images in batches of 32 through the IR's request queue. The detector IR (otx_xai's
+own export, plain) is explained by AISE per box (speed preset: 20 evaluations × widths 1/7, 1/4, 1 of the
+box, one inference each), the two highest-scoring boxes of one image.
 """
 
 from __future__ import annotations
@@ -30,11 +32,15 @@ from otx_xai.quiet import quiet
 PREDICTIONS = ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS)
 BATCH = 8  # the white-box batch case: batches of 8 images streamed as `otx explain` streams them
 STREAMED_BATCHES = 4
+BOXES = 2  # detection: the boxes explained per image
 
 
 def main() -> None:
     quiet()
     xml, inputs, precision = sys.argv[1], np.load(sys.argv[2]), sys.argv[3]
+    detector_xml, detector_inputs = sys.argv[4], np.load(sys.argv[5])
+    detector = IRModel(detector_xml, precision=precision)
+    box_aise = black_box_method("detection", "AISE", BlackBoxConfig(preset="speed"))
     foreign = ForeignIROptions(labels=[f"class_{i}" for i in range(1000)], input_size=list(inputs.shape[-2:]),
                                mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])  # the inputs come preprocessed
     white = IRModel(xml, precision=precision, skip_outputs={"feature_map"}, foreign=foreign)
@@ -70,11 +76,23 @@ def main() -> None:
             return {"ms": 1000 * (time.perf_counter() - start), "inferences": float(counter.images)}
         return run
 
+    def detection(request: dict) -> dict:
+        """AISE maps of the two highest-scoring boxes of one image (rows 0 and 1: sorted by score)."""
+        image = detector_inputs[request["image"]]
+        counter = CountingRunner(ir_runner(detector, 32))
+        start = time.perf_counter()
+        outputs = counter(image[None])
+        boxes, labels = outputs["bboxes"][0, :BOXES], outputs["labels"][0, :BOXES]
+        box_aise.box_maps(image, boxes[:, :4], labels, counter)
+        return {"ms": 1000 * (time.perf_counter() - start), "inferences": float(counter.images)}
+
     def limit(request: dict) -> dict:
-        found = best_limit(xml, inputs, precision, seconds=request.get("seconds", 0.5))
+        model, images = (detector_xml, detector_inputs) if request.get("detector") else (xml, inputs)
+        found = best_limit(model, images, precision, seconds=request.get("seconds", 0.5))
         return {"ms": found.ms_per_inference, "batch": found.batch, "hint": found.hint}
 
     serve({"white_box": white_box, "RISE": black_box("RISE"), "AISE": black_box("AISE"), "limit": limit,
+           "AISE_detection": detection,
            "top": lambda request: {"top": top, "version": __import__("openvino").__version__}})
 
 

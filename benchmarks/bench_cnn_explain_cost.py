@@ -75,7 +75,8 @@ def direct_explainer(model: ImageClassifier) -> ReciproCAM:
 
 
 class HeadOnPositions(torch.nn.Module):
-    """The floor: the model's head on the h·w pooled vectors, raw logits (B, h·w, K), nothing else."""
+    """The floor: the model's head on the h·w pooled vectors, raw logits as (B, K, h·w, 1) (the 4-D shape
+    ``forward_explain`` expects of a map), nothing else."""
 
     def __init__(self, model: ImageClassifier) -> None:
         super().__init__()
@@ -83,7 +84,7 @@ class HeadOnPositions(torch.nn.Module):
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
         positions = feature_map.shape[2] * feature_map.shape[3]
-        return self.head(feature_map.flatten(2).transpose(1, 2) / positions)
+        return self.head(feature_map.flatten(2).transpose(1, 2) / positions).transpose(1, 2).unsqueeze(-1)
 
 
 def with_explainer(model: ImageClassifier, explainer: torch.nn.Module):

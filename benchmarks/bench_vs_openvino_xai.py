@@ -18,7 +18,11 @@ the median over rounds of the per-round ratio, so both sides of it saw the same 
 - RISE, 1000 masks on 4×4 cells, probability 0.5 (openvino_xai's speed preset; its masks upsample
   bicubically, otx_xai's bilinearly: the same cost), explaining the top class of one image per round;
 - AISE, 20 evaluations per kernel width, widths 0.1 / 0.175 / 0.25 (openvino_xai's speed preset), the
-  kept-minus-deleted objective in both (two inferences per evaluation), the top class.
+  kept-minus-deleted objective in both (two inferences per evaluation), the top class;
+- AISE detection: openvino_xai's ``AISEDetection`` runs any detector IR whose outputs a postprocess turns
+  into boxes, scores and labels; here otx_xai's fcos_light (random weights, 128 px, score threshold 0,
+  exported plain by otx_xai) on the same photos at 128, the two highest-scoring boxes of one image, speed
+  preset in both (20 evaluations × kernel widths 1/7, 1/4, 1 of the box, one inference each).
 
 "distance to the limit" (``_limit.py``): ms per image ÷ (inferences per image × the plain IR's best ms per
 inference, measured by each worker on its own OpenVINO in the same round at its best batch and hint).
@@ -47,12 +51,16 @@ import torchvision
 from _inputs import calibrate_batchnorm_
 from _machine import header
 from _tables import markdown_table
+from otx_xai.data.datamodule import DataConfig
 from otx_xai.data.image_io import read_image_rgb
-from otx_xai.data.shapes import make_classification_shapes
+from otx_xai.data.shapes import SHAPE_CLASSES, make_classification_shapes
+from otx_xai.models.detection import SingleStageDetector
+from otx_xai.openvino.export import export_ir
 from otx_xai.quiet import quiet
 
 HERE = Path(__file__).resolve().parent
 SIZE = 224
+DETECTOR_SIZE = 128
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32) * 255
 GOALS = {"white-box b1": ("ratio", 1.0), "white-box b8": ("ratio", 0.8), "RISE": ("ratio", 0.5)}
@@ -99,17 +107,27 @@ def make_ir(directory: Path) -> Path:
     return xml
 
 
-def make_inputs(directory: Path, count: int = 8) -> Path:
-    """``count`` synthetic shapes photos resized to 224 and normalized (ImageNet mean and std)."""
-    root = make_classification_shapes(directory / "shapes", images_per_class=-(-count // 3), image_size=SIZE)
+def make_detector_ir(directory: Path) -> Path:
+    """otx_xai's fcos_light (random weights, every box kept) exported plain at ``DETECTOR_SIZE``."""
+    torch.manual_seed(0)
+    model = SingleStageDetector(list(SHAPE_CLASSES), score_thresh=0.0, detections_per_img=10).eval()
+    return export_ir(model, DataConfig(input_size=(DETECTOR_SIZE, DETECTOR_SIZE)), directory / "detector",
+                     explain=False)
+
+
+def make_inputs(directory: Path, size: int, count: int = 8) -> Path:
+    """``count`` synthetic shapes photos resized to ``size`` and normalized (ImageNet mean and std)."""
+    root = directory / "shapes"
+    if not root.is_dir():
+        make_classification_shapes(root, images_per_class=-(-count // 3), image_size=SIZE)
     paths = sorted(root.rglob("*.png"))[:count]
     images = []
     for path in paths:
         rgb = read_image_rgb(path).astype(np.float32)
         rgb = np.asarray(torch.nn.functional.interpolate(torch.from_numpy(rgb).permute(2, 0, 1)[None],
-                                                         size=(SIZE, SIZE), mode="bilinear")[0])
+                                                         size=(size, size), mode="bilinear")[0])
         images.append((rgb - MEAN[:, None, None]) / STD[:, None, None])
-    npy = directory / "inputs.npy"
+    npy = directory / f"inputs_{size}.npy"
     np.save(npy, np.stack(images).astype(np.float32))
     return npy
 
@@ -127,14 +145,17 @@ def run_rounds(otx: Worker, ovxai: Worker, rounds: int, images: int) -> dict[str
             order.reverse()
         round_results: dict[str, dict[str, Any]] = {}
         for case, request in (("limit", {}), ("white-box b1", {"images": images}), ("white-box b8", {"batch": 8}),
-                              ("RISE", {"image": index % images}), ("AISE", {"image": index % images})):
-            name = case.split()[0] if case.startswith("white") else case
+                              ("RISE", {"image": index % images}), ("AISE", {"image": index % images}),
+                              ("detector limit", {"detector": True}),
+                              ("AISE detection", {"image": index % images})):
+            name = {"white-box b1": "white_box", "white-box b8": "white_box", "detector limit": "limit",
+                    "AISE detection": "AISE_detection"}.get(case, case)
             answers = {}
             for who, worker in order:
                 if who == "ovxai" and case == "white-box b8":
                     answers[who] = round_results["white-box b1"]["ovxai"]  # one image per call: its b1 time
                     continue
-                answers[who] = worker.ask(name.replace("white-box", "white_box"), **request)
+                answers[who] = worker.ask(name, **request)
             round_results[case] = answers
         for case, answers in round_results.items():
             results.setdefault(case, []).append(answers)
@@ -149,10 +170,10 @@ def median(values: list[float]) -> float:
 
 
 def table(results: dict[str, list[dict[str, Any]]]) -> tuple[str, list[str]]:
-    limits = results["limit"]
     rows, verdicts = [], []
-    for case in ("white-box b1", "white-box b8", "RISE", "AISE"):
+    for case in ("white-box b1", "white-box b8", "RISE", "AISE", "AISE detection"):
         per_round = results[case]
+        limits = results["detector limit" if case == "AISE detection" else "limit"]
         otx_ms = median([r["otx"]["ms"] for r in per_round])
         ovxai_ms = median([r["ovxai"]["ms"] for r in per_round])
         ratio = median([r["otx"]["ms"] / r["ovxai"]["ms"] for r in per_round])
@@ -165,7 +186,7 @@ def table(results: dict[str, list[dict[str, Any]]]) -> tuple[str, list[str]]:
             bound = GOALS[case][1]
             verdicts.append(f"{case}: otx_xai / openvino_xai {ratio:.3f} ≤ {bound}: "
                             f"{'met' if ratio <= bound else 'NOT met'}")
-        if case in ("RISE", "AISE"):
+        if case in ("RISE", "AISE", "AISE detection"):
             verdicts.append(f"{case}: distance to the limit {distances['otx']:.3f} ≤ {DISTANCE_GOAL}: "
                             f"{'met' if distances['otx'] <= DISTANCE_GOAL else 'NOT met'}")
     headers = ["case", "otx_xai ms / image", "openvino_xai ms / image", "otx_xai / openvino_xai",
@@ -187,10 +208,11 @@ def main() -> None:
     print(header("otx_xai against openvino_xai 1.1.0 (MobileNetV2 IR at 224)"))
     print(f"start: `{uptime()}`\n")
     with tempfile.TemporaryDirectory() as tmp:
-        xml, inputs = make_ir(Path(tmp)), make_inputs(Path(tmp))
-        otx = Worker("otx_xai", sys.executable, HERE / "_otx_worker.py", str(xml), str(inputs), args.precision)
-        ovxai = Worker("openvino_xai", args.ovxai_python, HERE / "_ovxai_worker.py", str(xml), str(inputs),
-                       args.precision)
+        xml, inputs = make_ir(Path(tmp)), make_inputs(Path(tmp), SIZE)
+        detector, detector_inputs = make_detector_ir(Path(tmp)), make_inputs(Path(tmp), DETECTOR_SIZE)
+        paths = [str(xml), str(inputs), args.precision, str(detector), str(detector_inputs)]
+        otx = Worker("otx_xai", sys.executable, HERE / "_otx_worker.py", *paths)
+        ovxai = Worker("openvino_xai", args.ovxai_python, HERE / "_ovxai_worker.py", *paths)
         try:
             tops = otx.ask("top"), ovxai.ask("top")
             results = run_rounds(otx, ovxai, rounds, images)
@@ -200,15 +222,15 @@ def main() -> None:
     agree = sum(a == b for a, b in zip(tops[0]["top"], tops[1]["top"], strict=True))
     last = results["white-box b1"][-1]
     correlation = float(np.corrcoef(last["otx"]["map"], last["ovxai"]["map"])[0, 1])
-    limits = results["limit"]
     print(f"OpenVINO {tops[0]['version']} (otx_xai) and {tops[1]['version']} (openvino_xai), precision "
           f"{args.precision}, {rounds} rounds; top-1 class of the {images} inputs: the same in {agree}/{images}; "
           f"Recipro-CAM map of the last image's top class, otx_xai vs openvino_xai: Pearson {correlation:.3f}; "
           f"otx_xai compiled hints {last['otx'].get('hints')}\n")
-    for who, runtime in (("otx", "otx_xai's OpenVINO"), ("ovxai", "openvino_xai's OpenVINO")):
-        best = min(limits, key=lambda limit: limit[who]["ms"])[who]
-        print(f"- limit on {runtime}: median {median([limit[who]['ms'] for limit in limits]):.3f} ms per "
-              f"inference over rounds (best round: batch {best['batch']}, {best['hint']})")
+    for model, limits in (("MobileNetV2", results["limit"]), ("fcos_light", results["detector limit"])):
+        for who, runtime in (("otx", "otx_xai's OpenVINO"), ("ovxai", "openvino_xai's OpenVINO")):
+            best = min(limits, key=lambda limit: limit[who]["ms"])[who]
+            print(f"- {model} limit on {runtime}: median {median([limit[who]['ms'] for limit in limits]):.3f} "
+                  f"ms per inference over rounds (best round: batch {best['batch']}, {best['hint']})")
     rows, verdicts = table(results)
     print("\n" + rows + "\n")
     print(f"end: `{uptime()}`\n")
