@@ -4,7 +4,8 @@ On a loaded machine torch's OpenMP threads, spinning at every barrier by default
 time slices per operator (measured here: resnet18 batch 1, 2 threads, 337 ms spinning vs 69 ms passive).
 Importing this module therefore re-executes the script once with ``OMP_WAIT_POLICY=PASSIVE`` unless the
 variable is already set (set it to ACTIVE to measure the default behaviour); every benchmark script
-imports it (its ``header`` at least).
+imports it (its ``header`` at least). Importing it also applies the CLI's quiet setup (``otx_xai.quiet``):
+third-party notices (torch.jit.trace's deprecation, Lightning's tips) stay out of the figures' output.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import sys
 import openvino
 import torch
 
+from otx_xai.quiet import quiet
+
 if "OMP_WAIT_POLICY" not in os.environ:  # libgomp reads it when torch loads: restart with it set
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.execv(sys.executable, [sys.executable, *sys.argv])
+quiet()
 
 
 def set_torch_threads(threads: int) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from otx_xai import Engine
 from otx_xai.data.shapes import draw_shapes_image, make_classification_shapes, write_image
+from otx_xai.quiet import quiet
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "classification" / "resnet18.yaml"
 RUNNER = """
@@ -66,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 vs 1000 images")
     args = parser.parse_args()
+    quiet()  # the CLI's quiet setup (the explain runs are `otx explain`, quiet already)
     small, large = (100, 1000) if args.quick else (500, 5000)
     base = Path(tempfile.mkdtemp(prefix="otx_xai_rss_"))
     try:

@@ -15,6 +15,7 @@ import torch
 import torchvision
 
 from otx_xai.models.classification import ImageClassifier
+from otx_xai.quiet import quiet
 
 SIZE = 224  # every torchvision classifier's native input size
 
@@ -50,6 +51,7 @@ def row(name: str) -> str:
 
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)
+    quiet()
     print(f"| model | params (M) | method | map at {SIZE}×{SIZE} | form |")
     print("|---|---|---|---|---|")
     for name in torchvision.models.list_models(module=torchvision.models):

@@ -10,6 +10,7 @@ import torch
 import torchvision
 from torch import nn
 
+from batchnorm import calibrate_batchnorm
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.models.classification import ImageClassifier
 from otx_xai.openvino.export import export_ir
@@ -40,13 +41,7 @@ def calibrated_torchvision(name: str, num_classes: int, size: int = SIZE) -> nn.
     a classifier of unit-variance weights (torchvision's tiny init gives near-uniform scores)."""
     torch.manual_seed(0)
     net = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-    for module in net.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # the plain average of the batches seen
-    net.train()
-    with torch.no_grad():
-        net(torch.from_numpy(random_images(count=8, seed=9, size=size)))
+    calibrate_batchnorm(net, torch.from_numpy(random_images(count=8, seed=9, size=size)))
     last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
     nn.init.normal_(last.weight, std=1.0)
     return net.eval()

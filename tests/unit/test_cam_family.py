@@ -18,6 +18,7 @@ from pytorch_grad_cam import LayerCAM as PeerLayerCAM
 from pytorch_grad_cam import XGradCAM as PeerXGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from batchnorm import calibrate_batchnorm, random_batch
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.errors import UserError
 from otx_xai.explain.methods.base import normalize_map
@@ -34,14 +35,7 @@ PEERS = {"GradCAM": PeerGradCAM, "GradCAMPlusPlus": PeerGradCAMPlusPlus, "XGradC
 
 def calibrated(model: torch.nn.Module, size: int = SIZE) -> torch.nn.Module:
     """BatchNorm statistics of random images, so the feature maps have a realistic scale; eval mode."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(5)))
-    return model.eval()
+    return calibrate_batchnorm(model, random_batch(4, size, seed=5))
 
 
 def images(count: int, seed: int = 1, size: int = SIZE) -> torch.Tensor:

@@ -10,6 +10,7 @@ import openvino as ov
 import pytest
 import torch
 
+from batchnorm import calibrate_batchnorm, random_batch
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.config import ExplainConfig, TargetExplainGroup
 from otx_xai.explain.entity import ImageInfo, ModelInfo, classification_batch
@@ -71,14 +72,7 @@ def test_the_sign_does_not_depend_on_the_singular_vector_routine() -> None:
 
 def calibrated(model: ImageClassifier, size: int) -> ImageClassifier:
     """BatchNorm statistics of random images, so the feature maps have a realistic scale; eval mode."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(5)))
-    return model.eval()
+    return calibrate_batchnorm(model, random_batch(4, size, seed=5))
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "mobilenet_v3_small", "swin_t"])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from batchnorm import calibrate_batchnorm
 from otx_xai.explain.methods.forward.recipro_cam import ReciproCAM, pointwise_layers
 from otx_xai.models.classification import ImageClassifier
 
@@ -34,19 +35,8 @@ def make_classifier(backbone: str, multilabel: bool, trained: bool, head: str = 
     else:
         torch.manual_seed(0)
         model = ImageClassifier(LABELS, backbone=backbone, multilabel=False, head=head)
-        calibrate_batchnorm_(model, generator)
+        calibrate_batchnorm(model, torch.randn(4, 3, 64, 64, generator=generator))
     return model.eval()
-
-
-def calibrate_batchnorm_(model: ImageClassifier, generator: torch.Generator) -> None:
-    """Reset every BatchNorm's running statistics to their plain average over the batches that follow."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(4, 3, 64, 64, generator=generator))
 
 
 def train_steps_(model: ImageClassifier, generator: torch.Generator, steps: int = 2) -> None:

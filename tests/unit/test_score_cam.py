@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.models.feature_extraction import create_feature_extractor
 
+from batchnorm import calibrate_batchnorm, random_batch
 from otx_xai.errors import UserError
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.config import ExplainConfig
@@ -24,13 +25,8 @@ SIZE = 64  # mobilenet_v3_small: a 2×2 feature map of 576 channels
 
 def calibrated(model: ImageClassifier, size: int = SIZE) -> ImageClassifier:
     """BatchNorm statistics of random images (realistic feature scales) and a unit-variance classifier."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
+    calibrate_batchnorm(model, random_batch(4, size, seed=5))
     with torch.no_grad():
-        model(torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(5)))
         last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
         last.weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(6))
     return model.eval()

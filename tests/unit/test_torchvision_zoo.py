@@ -13,6 +13,7 @@ import torch
 import torchvision
 from torchvision.models import list_models
 
+from batchnorm import calibrate_batchnorm, random_batch
 from otx_xai.data.datamodule import DataConfig
 from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAMDirect
 from otx_xai.models.classification import ImageClassifier
@@ -47,17 +48,9 @@ def calibrated_torchvision(name: str, size: int) -> torch.nn.Module:
     random images so activations have a realistic scale; in eval mode."""
     torch.manual_seed(0)
     net = torchvision.models.get_model(name, weights=None)
-    for module in net.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
     if name.startswith("vit_"):  # torchvision zero-initializes the ViT head: every map would be constant
         torch.nn.init.normal_(net.heads.head.weight, std=0.02)
-    net.train()
-    with torch.no_grad():
-        size = CALIBRATION_SIZE.get(name, size)
-        net(torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2)))
-    return net.eval()
+    return calibrate_batchnorm(net, random_batch(2, CALIBRATION_SIZE.get(name, size), seed=2))
 
 
 def load_torchvision_state_(model: ImageClassifier, net: torch.nn.Module) -> set[str]:
