@@ -17,7 +17,7 @@ from torchvision.models import VisionTransformer
 from otx_xai.errors import UserError
 from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.forward.vit_cls_row import BlockInputs, block_inputs, real_cls_row
-from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM, grid_size
+from otx_xai.explain.methods.forward.vit_recipro_cam import ViTReciproCAM, grid_size, patch_grid
 from otx_xai.explain.methods.gradient.base import GradientCAM
 from otx_xai.tracing import frozen_size
 
@@ -44,13 +44,6 @@ def vit_logits(vit: VisionTransformer, images: Tensor) -> Tensor:
     """Logits (B, K), the same as ``vit(images)`` to float rounding."""
     tokens = tokens_before_last_block(vit, images)
     return vit.heads(cls_feature(vit, block_inputs(vit.encoder.layers[-1], tokens)))
-
-
-def patch_grid(tokens: Tensor) -> Tensor:
-    """Tokens (B, 1+N, D) as the patch grid (B, D, g, g), the CLS token left out."""
-    patches = tokens[:, 1:].transpose(1, 2)
-    grid = grid_size(frozen_size(patches, -1)[0])
-    return patches.unflatten(-1, (grid, grid))
 
 
 def _last_block_logits(vit: VisionTransformer, tokens: Tensor) -> Tensor:

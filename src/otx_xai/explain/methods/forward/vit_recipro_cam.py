@@ -59,6 +59,13 @@ def grid_size(num_patches: int) -> int:
     return side
 
 
+def patch_grid(tokens: Tensor) -> Tensor:
+    """Tokens (B, 1+N, D) as the patch grid (B, D, g, g), the CLS token left out."""
+    patches = tokens[:, 1:].transpose(1, 2)
+    grid = grid_size(frozen_size(patches, -1)[0])
+    return patches.unflatten(-1, (grid, grid))
+
+
 @lru_cache(maxsize=32)
 def _mask_rows(grid: int, use_gaussian: bool) -> tuple[tuple[tuple[int, float], ...], ...]:
     """Per copy k, the (patch index, weight) pairs it keeps, kernel centred on k, truncated at borders."""

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, fx
 
 from otx_xai.errors import UserError
+from otx_xai.explain.methods.forward.vit_recipro_cam import patch_grid
 
 LayerForward = Callable[[Tensor], tuple[Tensor, Tensor]]  # images → logits, the layer's feature map
 
@@ -57,8 +58,6 @@ def _as_map(value: Any, name: str) -> Tensor:
     if isinstance(value, Tensor) and value.ndim == 4:
         return value
     if isinstance(value, Tensor) and value.ndim == 3:  # ViT tokens (B, 1+N, D): the patch grid
-        from otx_xai.models.vit_forward import patch_grid
-
         return patch_grid(value)
     shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
     raise UserError(f"explain_layer {name!r} gives {shape}, not a feature map (B, C, h, w): pick a "
