@@ -57,10 +57,10 @@ def check_model_file(path: str | Path) -> None:
         return
     weights = path.with_suffix(".bin")
     used = _bin_bytes_used(path)
-    if not weights.is_file():
+    if not weights.is_file() and used > 0:  # an IR without constants needs no .bin
         raise UserError(f"{path} has no {weights.name} beside it: copy the .bin written with this .xml next to it "
                         "(or export again)")
-    size = weights.stat().st_size
+    size = weights.stat().st_size if weights.is_file() else 0
     if size < used:
         raise UserError(f"{weights} is truncated: {size} bytes, {path.name} needs {used}; copy it again "
                         "(or export again)")
