@@ -230,3 +230,16 @@ def test_constant_maps_and_all_over_many_classes_warn_once(trained_run: TrainedR
     many = [line for line in lines if "--explain_config.target_explain_group PREDICTIONS" in line]
     assert len(constant) == 1 and len(many) == 1, lines
     assert "21 classes" in many[0]
+
+
+def test_class_folders_keep_every_image_and_only_images(shapes_root: Path, tmp_path: Path) -> None:
+    """Same-stem images in one class folder both count (datumaro kept one), a GIF counts, notes do not."""
+    root = Path(shutil.copytree(shapes_root, tmp_path / "data"))
+    first = sorted((root / "circle").glob("*.png"))[0]
+    cv2.imwrite(str(first.with_suffix(".jpg")), cv2.imread(str(first)))
+    PIL.Image.open(first).save(root / "square" / "extra.gif")
+    (root / "triangle" / "notes.txt").write_text("labelled by hand\n")
+    records = [r for subset in read_classification_records(root).subsets.values() for r in subset]
+    names = sorted(Path(r.path).relative_to(root).as_posix() for r in records)
+    expected = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix in (".png", ".jpg", ".gif"))
+    assert names == expected and len({r.image_id for r in records}) == len(records)

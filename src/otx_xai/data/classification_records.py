@@ -1,6 +1,7 @@
 """Finding a dataset's images and labels, split into train / val / test.
 
-The folders are listed by ``folder_files`` (every file an input, ids unique); COCO and VOC are read
+The folders are listed by ``folder_files`` (ids unique; in a plain folder every file is an input, in class
+folders every file with an image suffix, ``.gif`` included); COCO and VOC are read
 through datumaro. Layouts of a classification ``data_root``:
 - ImageNet-style class folders ``<root>/<label>/<image>``, split by a fixed seed;
 - COCO (``<root>/annotations/instances_<subset>.json``) or VOC: an image's labels are its objects' categories
@@ -18,6 +19,7 @@ import numpy as np
 
 from otx_xai.data.boxes_file import read_boxes
 from otx_xai.data.folder_files import (
+    IMAGE_SUFFIXES,
     class_folders,
     folder_files,
     has_images_at_top,
@@ -32,11 +34,12 @@ SPLIT_FRACTIONS = (0.7, 0.15)  # train, val; the rest is test
 
 def _read_class_folders(path: Path, label_names: list[str] | None) -> tuple[list[str], list]:
     """(label names, [(image path, label index or None)]) of a folder of class folders: each sub-folder is a
-    label (``label_names`` fixes their order, e.g. the train subset's), every file in it an image of it."""
+    label (``label_names`` fixes their order, e.g. the train subset's), every file with an image suffix in it
+    an image of it (a training set's notes and thumbnails databases stay out of training)."""
     names = class_folders(path)
     order = label_names or names
     pairs = [(image, order.index(name) if name in order else None)
-             for name in names for image in folder_files(path / name)]
+             for name in names for image in folder_files(path / name) if image.suffix.lower() in IMAGE_SUFFIXES]
     return names, sorted(pairs, key=lambda pair: str(pair[0]))
 
 

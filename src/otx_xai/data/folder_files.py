@@ -1,10 +1,11 @@
-"""Listing the image files of a folder ourselves: every file is an input, none is dropped on the way.
+"""Listing the image files of a folder ourselves: no image is dropped on the way.
 
 datumaro's folder readers key items by file stem (``rocket.png`` and ``rocket.jpg`` collide: a
 RepeatedItemError, or one of them silently dropped in class folders), know no ``.gif`` and pass
-non-UTF-8 names and symlink loops on to whatever reads them next. Here every non-hidden file of an
-image folder (recursively; symlinked folders are not followed) becomes a record: what cannot be decoded
-is skipped at read time with its reason in the index, so the index lists every file exactly once.
+non-UTF-8 names and symlink loops on to whatever reads them next. Here every non-hidden file of a plain
+folder (recursively; symlinked folders are not followed) becomes a record, and in class folders every one
+with an image suffix: what cannot be decoded is skipped at read time with its reason in the index, so the
+index lists every file exactly once.
 """
 
 from __future__ import annotations
