@@ -93,7 +93,8 @@ def grey_gap(first: np.ndarray, second: np.ndarray) -> str:
     return f"{difference.max():.0f} / {difference.mean():.1f}"
 
 
-def run_model(name: str, size: int, images: np.ndarray, work: Path, peer_k: bool, k: int) -> tuple[list, list]:
+def run_model(name: str, size: int, images: np.ndarray, work: Path, peer_k: bool, k: int, torchcam: bool
+              ) -> tuple[list, list]:
     net = calibrated_net(name, size)
     model = ours_of(name, net, work)
     tensor = torch.from_numpy(images)
@@ -132,23 +133,24 @@ def run_model(name: str, size: int, images: np.ndarray, work: Path, peer_k: bool
                               targets=[ClassifierOutputTarget(c) for c in many])
                 times.setdefault(f"pytorch-grad-cam {k}", []).append(ms)
         gaps.setdefault("pytorch-grad-cam", []).append(grad_cam_map[0])
-        with TorchCamScoreCAM(net, target_layer=LAYER[name], batch_size=32, input_shape=(3, size, size)) as cam:
-            start = time.perf_counter()
-            with torch.inference_mode():
-                net(tensor[index : index + 1])
-            torch_cam_map = cam(class_idx=one[0])[0]
-            times.setdefault("torchcam 1", []).append((time.perf_counter() - start) * 1000.0)
-        up = F.interpolate(torch_cam_map[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
-        gaps.setdefault("torchcam", []).append(up[0, 0].numpy())
+        if torchcam:
+            with TorchCamScoreCAM(net, target_layer=LAYER[name], batch_size=32, input_shape=(3, size, size)) as cam:
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    net(tensor[index : index + 1])
+                torch_cam_map = cam(class_idx=one[0])[0]
+                times.setdefault("torchcam 1", []).append((time.perf_counter() - start) * 1000.0)
+            up = F.interpolate(torch_cam_map[:, None].float(), size=(size, size), mode="bilinear", align_corners=False)
+            gaps.setdefault("torchcam", []).append(up[0, 0].numpy())
     mean = {key: float(np.mean(values)) for key, values in times.items()}
     rows = [[f"{name} ({channels} ch, {size} px)", tool, f"{mean[f'{tool} 1']:.0f}",
              f"{mean[f'{tool} {k}']:.0f}" if f"{tool} {k}" in mean else "(k × 1 class)",
              f"{mean[f'{tool} {k}'] / mean[f'{tool} 1']:.2f}" if f"{tool} {k}" in mean else "—",
              f"{mean[f'{tool} 1'] / predict_ms:.0f}", f"{mean['pytorch-grad-cam 1'] / mean[f'{tool} 1']:.2f}"]
-            for tool in ("pytorch-grad-cam", "torchcam", "otx_xai torch", "otx_xai IR")]
+            for tool in ("pytorch-grad-cam", "torchcam", "otx_xai torch", "otx_xai IR") if f"{tool} 1" in mean]
     ours = np.stack(gaps["otx_xai torch"])
     map_rows = [[name, other, grey_gap(ours, to_grey(np.stack(gaps[other])))]
-                for other in ("otx_xai IR", "pytorch-grad-cam", "torchcam")]
+                for other in ("otx_xai IR", "pytorch-grad-cam", "torchcam") if other in gaps]
     speedup = mean["pytorch-grad-cam 1"] / mean["otx_xai torch 1"]
     shared = mean[f"otx_xai torch {k}"] / mean["otx_xai torch 1"]
     print(f"{name}: predict {predict_ms:.1f} ms; otx_xai torch is {speedup:.2f}x faster than pytorch-grad-cam for "
@@ -163,6 +165,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", default="resnet18,mobilenet_v2", help="comma-separated torchvision names")
+    parser.add_argument("--skip_torchcam", action="store_true", help="time pytorch-grad-cam only")
     parser.add_argument("--skip_peer_k", action="store_true",
                         help=f"do not time pytorch-grad-cam's {K} classes (K × its one-class forwards)")
     args = parser.parse_args()
@@ -174,7 +177,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for name in models:
             model_rows, model_maps = run_model(name, size, random_images(count, size, seed=3), Path(work),
-                                               not args.skip_peer_k, k)
+                                               not args.skip_peer_k, k, not args.skip_torchcam)
             rows += model_rows
             map_rows += model_maps
     print(markdown_table(["model", "tool", "ms / image, 1 class", f"ms / image, {k} classes",
