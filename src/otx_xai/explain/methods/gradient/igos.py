@@ -96,7 +96,7 @@ class IGOS(MaskOptimizationMethod):
 
     name = "IGOS"
     plus_plus = False
-    start_step = 8.0
+    start_step = 1000.0  # the authors' command-line default for both methods (their IGOS function's own: 8)
     presets: ClassVar[dict[Preset, tuple[int, int]]] = {
         Preset.SPEED: (10, 10), Preset.BALANCE: (20, 15), Preset.QUALITY: (30, 20)}
     paths_per_evaluation = 1
