@@ -159,6 +159,35 @@ def run_model(name: str, size: int, images: np.ndarray, work: Path, peer_k: bool
     return rows, map_rows
 
 
+def forward_rounds(name: str, size: int, rounds: int, work: Path) -> list:
+    """ms per masked image of the forwards alone, the tools' ways interleaved round by round: the peers'
+    model (eager, batch 16 as pytorch-grad-cam batches), otx_xai's inference copy (batch 32) and its IR."""
+    net = calibrated_net(name, size)
+    model = ours_of(name, net, work)
+    method = ScoreCAM(BlackBoxConfig(batch_size=32))
+    ours = method.torch_runner(model, 32)
+    xml = export_ir(model, DataConfig(input_size=(size, size)), work / f"{name}_ir", explain=True)
+    ir = ir_runner(IRModel(xml, skip_outputs={"saliency_map", "feature_vector"}), 32)
+    images = random_images(64, size, seed=4)
+
+    def peer() -> None:
+        with torch.no_grad():
+            for start in range(0, len(images), 16):
+                net(torch.from_numpy(images[start : start + 16]))
+
+    modes = {"peers' eager model": peer, "otx_xai inference copy": lambda: ours(images),
+             "otx_xai IR": lambda: ir(images)}
+    for fn in modes.values():  # warm-up (IR static-batch compiles)
+        fn()
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode, fn in modes.items():
+            times[mode].append(timed(fn)[1] / len(images))
+    base = float(np.median(times["peers' eager model"]))
+    return [[name, mode, f"{np.median(values):.1f}", f"{base / np.median(values):.2f}"]
+            for mode, values in times.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -166,6 +195,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", default="resnet18,mobilenet_v2", help="comma-separated torchvision names")
     parser.add_argument("--skip_torchcam", action="store_true", help="time pytorch-grad-cam only")
+    parser.add_argument("--forwards", type=int, default=0, metavar="ROUNDS",
+                        help="only time the masked forwards (64 images per mode and round, modes interleaved)")
     parser.add_argument("--skip_peer_k", action="store_true",
                         help=f"do not time pytorch-grad-cam's {K} classes (K × its one-class forwards)")
     args = parser.parse_args()
@@ -173,6 +204,11 @@ def main() -> None:
     models, size, count = (["resnet18"], 64, 1) if args.quick else (args.models.split(","), 224, args.images)
     k = 3 if args.quick else K
     print(header("Score-CAM: otx_xai vs pytorch-grad-cam 1.5.7 and torchcam 0.5.0"))
+    if args.forwards:
+        with tempfile.TemporaryDirectory() as work:
+            rows = [row for name in models for row in forward_rounds(name, size, args.forwards, Path(work))]
+        print(markdown_table(["model", "masked forwards on", "ms / image (median)", "peers' / this"], rows))
+        return
     rows, map_rows = [], []
     with tempfile.TemporaryDirectory() as work:
         for name in models:
