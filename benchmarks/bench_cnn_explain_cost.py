@@ -83,8 +83,10 @@ class HeadOnPositions(torch.nn.Module):
         self.head = model._pooled_head
 
     def forward(self, feature_map: torch.Tensor) -> torch.Tensor:
-        positions = feature_map.shape[2] * feature_map.shape[3]
-        return self.head(feature_map.flatten(2).transpose(1, 2) / positions).transpose(1, 2).unsqueeze(-1)
+        batch, channels, height, width = feature_map.shape
+        positions = height * width
+        vectors = feature_map.flatten(2).transpose(1, 2).reshape(batch * positions, channels) / positions
+        return self.head(vectors).reshape(batch, positions, -1).transpose(1, 2).unsqueeze(-1)
 
 
 def with_explainer(model: ImageClassifier, explainer: torch.nn.Module):
