@@ -16,6 +16,7 @@ from otx_xai.explain.methods.gradient.igos_core import (
     MaskProblem,
     blurred_baseline,
     igos_pp_step,
+    igos_pp_terms,
     igos_step,
     mask_cells,
 )
@@ -36,7 +37,12 @@ def _score_fn(net: nn.Module):
 
 
 def _image() -> np.ndarray:
-    return np.random.default_rng(0).normal(size=(3, SIZE, SIZE))
+    """Smooth shading, a sharp vertical edge and a little noise: the bilateral weights exp(−Δ²/0.01) are
+    near 1 on the shading and near 0 across the edge, so both matter (on pure noise they all vanish)."""
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    shading = np.stack([np.sin(3 * xs + 2 * ys), np.cos(2 * xs - ys), xs * ys])
+    edge = np.where(xs > 0.5, 1.5, -1.5)[None]
+    return shading + edge + 0.01 * np.random.default_rng(0).normal(size=(3, SIZE, SIZE))
 
 
 def _upsample_matrix(cells: int, size: int) -> np.ndarray:
@@ -168,6 +174,8 @@ def test_one_igos_plus_plus_step_equals_the_direct_form() -> None:
     gradient = _finite_gradient(descent_objective, masks)
     expected = _armijo_step(lambda m: sum(direct.igos_pp_parts(m)), masks, gradient, settings.step)
     problem = _problem(net, image, settings)
+    scores, regular = igos_pp_terms(problem, torch.from_numpy(masks[:, None]), problem.noise())
+    assert (float(scores), float(regular)) == pytest.approx(direct.igos_pp_parts(masks), abs=1e-10)
     got = igos_pp_step(problem, torch.from_numpy(masks[:, None]), problem.noise())[:, 0].numpy()
     assert not np.allclose(expected, masks, atol=1e-3)
     np.testing.assert_allclose(got, expected, atol=1e-7)
