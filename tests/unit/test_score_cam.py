@@ -11,12 +11,12 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 from batchnorm import calibrate_batchnorm, random_batch
 from otx_xai.errors import UserError
+from otx_xai.explain.black_box.inference_copy import InferenceCopies
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.score_cam import ScoreCAM
 from otx_xai.explain.methods.perturbation.score_cam_core import score_cam_weights
-from otx_xai.explain.methods.perturbation.score_cam_runner import InferenceCopies
 from otx_xai.models.classification import ImageClassifier
 
 LABELS = ["a", "b", "c", "d"]

@@ -25,14 +25,13 @@ import numpy as np
 
 from otx_xai.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from otx_xai.explain.black_box.classification import class_scores
+from otx_xai.explain.black_box.inference_copy import InferenceCopies, copy_runner
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.class_maps import classes_to_explain, uint8_class_maps
-from otx_xai.explain.methods.perturbation.copy_runner import copy_runner
 from otx_xai.explain.methods.perturbation.lime_regression import lime_coefficients, lime_samples
-from otx_xai.explain.methods.perturbation.score_cam_runner import InferenceCopies
 from otx_xai.explain.methods.perturbation.scoring import ToScores, score_perturbations
 from otx_xai.explain.methods.perturbation.superpixels import superpixels, to_rgb
 

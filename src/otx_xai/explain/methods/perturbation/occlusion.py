@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 
 from otx_xai.explain.black_box.classification import class_scores
+from otx_xai.explain.black_box.inference_copy import InferenceCopies, copy_runner
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.class_maps import classes_to_explain, uint8_class_maps
-from otx_xai.explain.methods.perturbation.copy_runner import copy_runner
-from otx_xai.explain.methods.perturbation.score_cam_runner import InferenceCopies
 from otx_xai.explain.methods.perturbation.scoring import ToScores, score_perturbations
 
 

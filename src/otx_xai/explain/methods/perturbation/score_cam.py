@@ -18,6 +18,7 @@ import torch
 
 from otx_xai.errors import UserError
 from otx_xai.explain.black_box.classification import CALLS_IN_FLIGHT, class_scores, explained_classes
+from otx_xai.explain.black_box.inference_copy import InferenceCopies
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.runners import ModelRunner
 from otx_xai.explain.config import ExplainConfig
@@ -25,7 +26,7 @@ from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.base import normalize_map
 from otx_xai.explain.methods.perturbation.score_cam_core import score_cam_saliency, score_cam_weights
 from otx_xai.explain.methods.perturbation.score_cam_layer import check_layer
-from otx_xai.explain.methods.perturbation.score_cam_runner import InferenceCopies, feature_map_runner
+from otx_xai.explain.methods.perturbation.score_cam_runner import feature_map_runner
 
 MAPS_PER_STEP = 64  # class maps upsampled and normalized at once (K = 1000 at 224 px would take 200 MB)
 
