@@ -253,7 +253,7 @@ class ExplainSink:
             self._entries.append(entry)
 
     def _record_failure(self, image_id: str, source_path: str, error: str) -> None:
-        log.warning("skipped %s: %s", source_path, error)
+        log.warning("skipped %s", error if source_path in error else f"{source_path}: {error}")
         self._add({"image_id": image_id, "source_path": source_path, "predicted": [], "files": [], "error": error})
 
     def local_entries(self) -> list[dict[str, Any]]:
