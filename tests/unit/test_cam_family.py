@@ -203,6 +203,6 @@ def test_vit_grad_cam_on_the_patch_grid_equals_the_peer() -> None:
 
 def test_gradient_methods_do_not_export(tmp_path: Path) -> None:
     grad = ImageClassifier(LABELS, "resnet18", explain_method="GradCAM")
-    with pytest.raises(UserError, match="explain_method CAM or ReciproCAM .auto., or export and explain the IR with ScoreCAM"):
+    with pytest.raises(UserError, match=r"CAM or ReciproCAM \(auto\), or export and explain the IR with ScoreCAM"):
         export_ir(grad, DataConfig(input_size=(64, 64)), tmp_path, explain=True)
     assert not list(tmp_path.iterdir()), "nothing half-written"

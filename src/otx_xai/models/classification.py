@@ -87,8 +87,8 @@ class ClassifierModel(ExplainableModel):
     def export_outputs(self, images: Tensor, explain: bool) -> dict[str, Tensor]:
         if explain and self.explain_method in GRADIENT:
             raise UserError(f"{self.explain_method} needs gradients, which an IR does not have: export a model "
-                            "built with explain_method CAM or ReciproCAM (auto), or export and explain the IR with ScoreCAM "
-                            "or a black-box method (chosen at explain time)")
+                            "built with explain_method CAM or ReciproCAM (auto), or export and explain the IR "
+                            "with ScoreCAM or a black-box method (chosen at explain time)")
         return super().export_outputs(images, explain)
 
     def explain_settings(self) -> dict[str, Any]:
