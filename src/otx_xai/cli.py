@@ -50,6 +50,9 @@ def _stage_parser(stage: str) -> ArgumentParser:
         parser.add_argument("--seed", type=int, default=0, help="random seed")
         parser.add_argument("--explain_probes", type=int, default=0,
                             help="log overlays of N validation images after each epoch (TensorBoard + PNG)")
+        parser.add_argument("--explain_probes_method", type=str, default="auto",
+                            help="the probes' maps: auto (the model's own method) or a method that runs the "
+                            "model (ScoreCAM, RISE, AISE, Occlusion, LIME, IGOS, ...)")
     if stage == "export":
         parser.add_argument("--explain", type=bool, default=False, help="add saliency_map, feature_vector, "
                             "feature_map outputs")
@@ -180,7 +183,8 @@ def run(stage: str, args: Namespace) -> int:
     """Run one stage with parsed arguments; print a short summary."""
     engine = _engine(args)
     if stage == "train":
-        metrics = engine.train(max_epochs=args.max_epochs, seed=args.seed, explain_probes=args.explain_probes)
+        metrics = engine.train(max_epochs=args.max_epochs, seed=args.seed, explain_probes=args.explain_probes,
+                               explain_probes_method=args.explain_probes_method)
         print(f"best checkpoint: {engine.checkpoint}")
         print("metrics: " + ", ".join(f"{k}={for_people(v)}" for k, v in sorted(metrics.items())))
     elif stage == "test":

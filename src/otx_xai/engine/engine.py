@@ -26,7 +26,9 @@ from otx_xai.engine.recipe import (
 from otx_xai.engine.tasks import build_datamodule
 from otx_xai.engine.workdir import latest_run, new_run_dir, point_latest, write_run_record
 from otx_xai.errors import UserError
-from otx_xai.explain.callback import PredictionCollector
+from otx_xai.explain.black_box.presets import BlackBoxConfig
+from otx_xai.explain.black_box.protocol import black_box_method
+from otx_xai.explain.callback import PredictionCollector, model_info
 from otx_xai.explain.entity import PredictionBatch
 from otx_xai.explain.probes import ExplainProbesCallback
 from otx_xai.openvino.export import export_ir
@@ -120,14 +122,27 @@ class BaseEngine:
                                    **extra})
         point_latest(run_dir, stage)
 
+    def _probes(self, count: int, method: str, output_dir: Path) -> ExplainProbesCallback:
+        """The probe callback: the model's own maps ("auto") or those of a method run through the model."""
+        if method == "auto":
+            return ExplainProbesCallback(count, output_dir)
+        model = self.model
+        info = model_info(model)
+        config = BlackBoxConfig()
+        return ExplainProbesCallback(count, output_dir, black_box_method(info.task, method, config), info,
+                                     config.batch_size)
+
     # --- stages ----------------------------------------------------------------------------------
     def train(
-        self, max_epochs: int | None = None, seed: int = 0, explain_probes: int = 0, **trainer_kwargs: Any
+        self, max_epochs: int | None = None, seed: int = 0, explain_probes: int = 0,
+        explain_probes_method: str = "auto", **trainer_kwargs: Any,
     ) -> dict[str, float]:
         """Fit the model; keep the best checkpoint (by validation accuracy) in the run folder.
 
         ``explain_probes`` > 0 logs the overlays of that many validation images after every epoch
-        (TensorBoard under ``<run>/tensorboard`` and PNGs under ``<run>/probes``).
+        (TensorBoard under ``<run>/tensorboard`` and PNGs under ``<run>/probes``), made by the model's own
+        explain method (``explain_probes_method`` "auto") or by a method that runs the model (ScoreCAM,
+        RISE, AISE, Occlusion, LIME, IGOS, ...; their default settings).
         """
         lightning.seed_everything(seed, workers=True, verbose=False)
         datamodule, model = self.datamodule, self.model
@@ -140,7 +155,7 @@ class BaseEngine:
         callbacks: list[lightning.Callback] = [checkpointing]
         loggers: list[Any] = [CSVLogger(str(run_dir), name="logs", version="")]
         if explain_probes:
-            callbacks.append(ExplainProbesCallback(explain_probes, run_dir / "probes"))
+            callbacks.append(self._probes(explain_probes, explain_probes_method, run_dir / "probes"))
             loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard", version=""))
         trainer = self._trainer(run_dir, max_epochs=epochs, callbacks=callbacks, logger=loggers, **trainer_kwargs)
         trainer.fit(model, datamodule=datamodule)
