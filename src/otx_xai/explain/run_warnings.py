@@ -33,7 +33,10 @@ class RunWarnings:
                        len(label_names), len(label_names))
 
     def check_maps(self, image_id: str, maps: dict[object, np.ndarray]) -> None:
-        """A selected map with one value everywhere: the scores do not depend on where things are."""
+        """A selected map with one value everywhere: the scores do not depend on where things are (checked
+        until the warning has been given: no per-image cost after that)."""
+        if "constant_map" in self.given:
+            return
         flat = [key for key, saliency in maps.items() if saliency.size > 1 and saliency.min() == saliency.max()]
         if flat:
             self._once("constant_map", "the saliency map of %s (map %s) is constant over the image: the model's "
