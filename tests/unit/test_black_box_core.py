@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -61,13 +63,18 @@ def _reference_rise(model: ImageClassifier, image: torch.Tensor, masks: np.ndarr
     return np.floor((maps - low) / (high - low) * 255 + 0.5)
 
 
-def test_rise_on_a_tiny_model_equals_the_slow_numpy_reference() -> None:
+def _tiny_rise() -> tuple[ImageClassifier, torch.Tensor, Any, ModelInfo]:
+    """A random resnet18 over 3 labels, two 32 px images and RISE with 24 masks of 4×4 cells."""
     torch.manual_seed(0)
     model = ImageClassifier(LABELS, "resnet18").eval()
     images = torch.randn(2, 3, 32, 32)
     method = black_box_method("classification", "RISE", BlackBoxConfig(num_masks=24, num_cells=4, seed=3,
                                                                          batch_size=5))
-    info = ModelInfo("classification", LABELS)
+    return model, images, method, ModelInfo("classification", LABELS)
+
+
+def test_rise_on_a_tiny_model_equals_the_slow_numpy_reference() -> None:
+    model, images, method, info = _tiny_rise()
     outputs = method.explain(images.numpy(), torch_runner(model, 5), info, ExplainConfig())
     masks = method.masks((32, 32)).chunk(0, 24)
     assert outputs["saliency_map"].shape == (2, 3, 32, 32) and outputs["saliency_map"].dtype == np.uint8
@@ -81,12 +88,7 @@ def test_rise_on_a_tiny_model_equals_the_slow_numpy_reference() -> None:
 def test_rise_sums_only_the_explained_classes_and_equals_the_reference() -> None:
     """PREDICTIONS: the top class's map (as the slow reference gives it) and zeros elsewhere; given targets:
     exactly those classes' maps."""
-    torch.manual_seed(0)
-    model = ImageClassifier(LABELS, "resnet18").eval()
-    images = torch.randn(2, 3, 32, 32)
-    method = black_box_method("classification", "RISE", BlackBoxConfig(num_masks=24, num_cells=4, seed=3,
-                                                                         batch_size=5))
-    info = ModelInfo("classification", LABELS)
+    model, images, method, info = _tiny_rise()
     masks = method.masks((32, 32)).chunk(0, 24)
     predictions = ExplainConfig(target_explain_group=TargetExplainGroup.PREDICTIONS)
     outputs = method.explain(images.numpy(), torch_runner(model, 5), info, predictions)
