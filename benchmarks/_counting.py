@@ -14,6 +14,9 @@ class CountingRunner:
 
     def __init__(self, run: ModelRunner) -> None:
         self.run, self.images = run, 0
+        self.in_flight = getattr(run, "in_flight", 1)  # the wrapped runner's, so methods schedule as for it
+        if hasattr(run, "batch_size"):
+            self.batch_size = run.batch_size
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         self.images += len(images)
@@ -22,6 +25,6 @@ class CountingRunner:
     def stream(self, batches: Iterable[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         def counted() -> Iterator[np.ndarray]:
             for batch in batches:
-                self.images += len(batch)
+                self.images += 0 if batch is None else len(batch)  # None: "hand me the oldest outputs"
                 yield batch
         return stream_outputs(self.run, counted())

@@ -96,3 +96,56 @@ def test_auto_explains_it_with_aise(foreign_ir: tuple[nn.Module, Path], tmp_path
     assert "model.xml has no white-box explain method: explaining with AISE" in caplog.text
     assert results and all(r.raw_saliency_map.shape == (3, SIZE, SIZE) for r in results)
     assert all(r.raw_saliency_map[r.predicted[0]].any() for r in results)
+
+
+def test_aise_searches_run_side_by_side_on_the_ir_and_give_the_lockstep_maps(
+        foreign_ir: tuple[nn.Module, Path]) -> None:
+    """All images' AISE searches share the IR's requests, each asking its next round as soon as its own is
+    scored (the queue is handed ``None`` while every search waits); the maps are exactly those of each image
+    searched alone, in lockstep rounds, through synchronous calls of the same IR."""
+    from otx_xai.explain.black_box.aise import aise_saliency
+    from otx_xai.explain.black_box.classification import class_scores, to_uint8_maps
+
+    _, xml = foreign_ir
+    ir = IRModel(xml, foreign=FLAGS, num_requests=4)
+    images = np.random.default_rng(2).normal(size=(3, 3, SIZE, SIZE)).astype(np.float32)
+    config = BlackBoxConfig(iterations=12, kernel_widths=[0.15, 0.3], batch_size=4)
+    method = black_box_method("classification", "AISE", config)
+    run = ir_runner(ir, config.batch_size)
+    batch_sizes: list[int] = []
+    handed_none = []
+
+    def recording(batches):
+        def seen():
+            for batch in batches:
+                handed_none.append(batch is None)
+                if batch is not None:
+                    batch_sizes.append(len(batch))
+                yield batch
+        return ir.infer_batches(seen())
+
+    run.batch_outputs = recording
+    out = method.explain(images, run, ModelInfo("classification", list(SHAPE_CLASSES)), ExplainConfig())
+    assert any(handed_none) and max(batch_sizes) <= 4
+    classes = len(SHAPE_CLASSES)  # the ALL target group: every class of every image
+    assert sum(batch_sizes) == 3 + 3 * classes * 2 * 12 * 2  # predict + images × classes × widths × evals × 2
+    for index, image in enumerate(images):
+        alone = aise_saliency(image, lambda x: class_scores(ir.infer(x)["logits"], False), classes,
+                              iterations=12, kernel_widths=[0.15, 0.3], max_images=64)
+        np.testing.assert_array_equal(out["saliency_map"][index], to_uint8_maps(alone[None])[0])
+
+
+def test_an_ir_streams_perturbed_images_in_batches_sized_by_the_input(foreign_ir: tuple[nn.Module, Path]) -> None:
+    """Two 224-px images per request (the CPU plugin's per-image time grows with larger batches there),
+    more for smaller inputs, never above the configured batch nor below two (one would compile for latency);
+    the black-box methods take the runner's batch, torch keeps the configured one."""
+    from otx_xai.explain.black_box.runners import ir_stream_batch, runner_batch
+
+    assert ir_stream_batch(32, (224, 224)) == 2 and ir_stream_batch(32, (128, 128)) == 6
+    assert ir_stream_batch(32, (512, 512)) == 2 and ir_stream_batch(4, (32, 32)) == 4
+    assert ir_stream_batch(1, (8, 8)) == 1
+    net, xml = foreign_ir
+    run = ir_runner(IRModel(xml, foreign=FLAGS), 64)
+    assert run.batch_size == 64  # 64 images of 32 × 32 px are fewer pixels than two at 224
+    assert runner_batch(run, 7) == run.batch_size and runner_batch(lambda images: {}, 7) == 7
+    assert runner_batch(torch_runner(net, 5), 7) == 5

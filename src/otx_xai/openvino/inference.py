@@ -157,8 +157,12 @@ class IRModel:
         return outputs
 
     def infer_batches(self, batches: Iterable[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
-        """``infer`` of each (B, 3, H, W) batch, in order, with up to ``num_requests`` batches in flight."""
-        for _, outputs in self._pipeline({"images": images} for images in batches):
+        """``infer`` of each (B, 3, H, W) batch, in order, with up to ``num_requests`` batches in flight.
+
+        A ``None`` in ``batches`` starts nothing: it hands over the oldest batch's outputs at once (a
+        producer whose next batch depends on them, ``black_box/job_scheduler.py``).
+        """
+        for _, outputs in self._pipeline(None if images is None else {"images": images} for images in batches):
             if outputs is not None:  # never None: no batch is skipped
                 yield outputs
 
@@ -188,6 +192,11 @@ class IRModel:
         running = 0
         try:
             for batch in batches:
+                if batch is None:  # the producer waits for an output: the oldest batch's, now
+                    if pending:
+                        running -= pending[0][0] is not None
+                        yield self._collect(pending.popleft())
+                    continue
                 ready = []  # finished batches, handed to the consumer once the next one is running
                 request = form = None
                 if skip is None or not skip(batch):

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from otx_xai.explain.black_box.aise import ScoreFn
 from otx_xai.explain.black_box.rise import ScoreStream
 from otx_xai.explain.black_box.runners import ModelRunner, stream_outputs
 
@@ -49,16 +48,8 @@ def box_similarity(target_boxes: np.ndarray, target_labels: np.ndarray, found: F
     return (iou_matrix(target_boxes, boxes) * scores[None, :] * same).max(axis=1).astype(np.float64)
 
 
-def box_score_fn(run: ModelRunner, target_boxes: np.ndarray, target_labels: np.ndarray) -> ScoreFn:
-    """The black-box cores' ``score_fn`` for some boxes of one image: perturbed images (N, 3, h, w) →
-    (N, t) box scores, the model run through ``run`` (batched, an IR's requests in flight)."""
-    def score_fn(perturbed: np.ndarray) -> np.ndarray:
-        return box_scores(run(perturbed), target_boxes, target_labels)
-    return score_fn
-
-
 def box_score_stream(run: ModelRunner, target_boxes: np.ndarray, target_labels: np.ndarray) -> ScoreStream:
-    """``box_score_fn`` batch by batch as the runner streams them (D-RISE: several batches in flight)."""
+    """(N, t) box scores batch by batch as the runner streams them (D-RISE: several batches in flight)."""
     def score_stream(batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for outputs in stream_outputs(run, batches):
             yield box_scores(outputs, target_boxes, target_labels)

@@ -5,12 +5,14 @@ A runner is called with all N images (``run(images)``, split into ``batch_size``
 (``stream_outputs(run, batches)``): it takes batches from an iterator as it has room and yields each
 batch's outputs in order. Torch runs the batches one after the other; an IR keeps several batches in
 flight on its asynchronous infer requests (``IRModel.infer_batches``), so a method that makes its
-perturbed images lazily and sums its maps as outputs arrive keeps the device busy meanwhile.
+perturbed images lazily and sums its maps as outputs arrive keeps the device busy meanwhile. A streamed
+iterator may yield ``None`` when it has nothing to start until it sees an output (``job_scheduler``): an
+asynchronous stream then hands over its oldest batch's outputs; a synchronous one never meets it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,7 +61,8 @@ def stream_outputs(run: ModelRunner, batches: Iterable[np.ndarray]) -> Iterator[
         yield from stream(batches)
     else:
         for batch in batches:
-            yield run(batch)
+            if batch is not None:  # None: "nothing to start yet", which a synchronous run never needs
+                yield run(batch)
 
 
 def torch_runner(model: Any, batch_size: int) -> StreamingRunner:
@@ -82,6 +85,29 @@ def method_torch_runner(method: Any, model: Any, batch_size: int) -> ModelRunner
     return make(model, batch_size) if make is not None else torch_runner(model, batch_size)
 
 
+STREAM_PIXELS = 2 * 224 * 224
+"""Input pixels per request when an IR runs perturbed images: two images at 224 px. The CPU plugin's
+per-image time grows with the batch once a request's activations leave the caches; measured here
+(THROUGHPUT hint, f32, 2 cores, ms per image at batch 1 / 2 / 8 / 32): MobileNetV2 at 224 3.75 / 3.56 /
+4.31 / 4.89, resnet18 at 224 16.6 / 16.3 / 16.3 / 15.8, otx_xai's fcos_light at 128 7.15 / 6.64 / 6.00 /
+6.00, so small batches for large inputs, larger ones for small inputs."""
+
+
+def ir_stream_batch(batch_size: int, input_size: Sequence[int]) -> int:
+    """Images per IR request: ``STREAM_PIXELS`` worth of ``input_size`` (h, w), at least 2 (a batch of one
+    would compile for latency), at most ``batch_size``."""
+    height, width = int(input_size[0]), int(input_size[1])
+    return max(1, min(int(batch_size), max(2, STREAM_PIXELS // max(1, height * width))))
+
+
+def runner_batch(run: ModelRunner, batch_size: int) -> int:
+    """The batch a method should stream to ``run``: the runner's own (an IR's ``ir_stream_batch``) if it
+    has one, else ``batch_size``."""
+    return int(getattr(run, "batch_size", batch_size))
+
+
 def ir_runner(ir: Any, batch_size: int) -> StreamingRunner:
-    """An IRModel's outputs (compile it without the XAI outputs to skip them), batches in flight at once."""
-    return StreamingRunner(ir.infer_batches, batch_size, in_flight=ir.num_streams)
+    """An IRModel's outputs (compile it without the XAI outputs to skip them), batches in flight at once,
+    ``ir_stream_batch`` images each."""
+    batch = ir_stream_batch(batch_size, ir.data_config().input_size)
+    return StreamingRunner(ir.infer_batches, batch, in_flight=ir.num_streams)

@@ -17,17 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from otx_xai.explain.black_box.aise import KEPT, aise_saliency, images_per_evaluation
-from otx_xai.explain.black_box.classification import (
-    CALLS_IN_FLIGHT,
-    class_scores,
-    explained_classes,
-    put_maps,
-)
+from otx_xai.explain.black_box.aise import KEPT, aise_jobs, aise_maps, images_per_evaluation
+from otx_xai.explain.black_box.classification import class_scores, explained_classes, put_maps
 from otx_xai.explain.black_box.detection import DetectionMethod
-from otx_xai.explain.black_box.detection_score import box_score_fn
+from otx_xai.explain.black_box.detection_score import box_scores
+from otx_xai.explain.black_box.job_scheduler import run_jobs
 from otx_xai.explain.black_box.presets import BlackBoxConfig, Preset
-from otx_xai.explain.black_box.runners import ModelRunner
+from otx_xai.explain.black_box.runners import ModelRunner, runner_batch
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 
@@ -57,15 +53,18 @@ class ClassificationAISE:
         outputs = run(images)
         scores = class_scores(outputs["logits"], model.multilabel)
         maps = np.zeros((len(images), scores.shape[1], *images.shape[-2:]), dtype=np.uint8)
+        searches = []  # per image: its classes and its searches; all images' searches run side by side
         for index, image in enumerate(images):
             classes = targets[index] if targets is not None else explained_classes(scores[index], model, config)
 
-            def score_fn(perturbed: np.ndarray, classes: list[int] = classes) -> np.ndarray:
-                return class_scores(run(perturbed)["logits"], model.multilabel)[:, classes]
+            def scores_of(outputs: dict[str, np.ndarray], classes: list[int] = classes) -> np.ndarray:
+                return class_scores(outputs["logits"], model.multilabel)[:, classes]
 
-            put_maps(maps, index, classes, aise_saliency(
-                image, score_fn, len(classes), self.config.aise_iterations, self.config.aise_kernel_widths,
-                max_images=self.config.batch_size * CALLS_IN_FLIGHT))
+            searches.append((classes, aise_jobs(image, scores_of, len(classes), self.config.aise_iterations,
+                                                self.config.aise_kernel_widths)))
+        run_jobs([job for _, jobs in searches for job in jobs], run, runner_batch(run, self.config.batch_size))
+        for index, (classes, jobs) in enumerate(searches):
+            put_maps(maps, index, classes, aise_maps(jobs, len(classes)))
         return {**outputs, "saliency_map": maps}
 
 
@@ -104,9 +103,10 @@ class DetectionAISE(DetectionMethod):
         bounds = np.clip(np.stack([lower, upper], axis=1), 0.0, 1.0)  # (t, 2, 2): [[y, x] low, [y, x] high]
         smaller = np.maximum(np.minimum(box_w, box_h), 1.0 / max(height, width))
         widths = smaller[:, None] * np.asarray(self.box_widths)[None, :]
-        return aise_saliency(image, box_score_fn(run, boxes, labels), len(boxes), self.iterations, widths,
-                             bounds=bounds, max_images=self.config.batch_size * CALLS_IN_FLIGHT,
-                             objective=AISE_BOX_OBJECTIVE)
+        searches = aise_jobs(image, lambda outputs: box_scores(outputs, boxes, labels), len(boxes), self.iterations,
+                             widths, bounds=bounds, objective=AISE_BOX_OBJECTIVE)
+        run_jobs(searches, run, runner_batch(run, self.config.batch_size))
+        return aise_maps(searches, len(boxes))
 
 
 FOR_TASK = {"classification": ClassificationAISE, "detection": DetectionAISE}
