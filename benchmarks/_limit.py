@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-BATCHES = (1, 8, 32)
+BATCHES = (1, 2, 4, 8, 32)
 HINTS = ("LATENCY", "THROUGHPUT")
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from otx_xai.explain.black_box.detection import DetectionMethod
 from otx_xai.explain.black_box.detection_score import box_score_stream
 from otx_xai.explain.black_box.rise import RiseMaskedMethod, rise_saliency, targets_per_group
-from otx_xai.explain.black_box.runners import ModelRunner
+from otx_xai.explain.black_box.runners import ModelRunner, runner_batch
 
 
 class DetectionDRISE(RiseMaskedMethod, DetectionMethod):
@@ -23,7 +23,8 @@ class DetectionDRISE(RiseMaskedMethod, DetectionMethod):
     def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
         masks = self.masks((int(image.shape[-2]), int(image.shape[-1])))
         group = targets_per_group(self.config.map_memory_mb, masks.input_size)
-        return rise_saliency(image, box_score_stream(run, boxes, labels), masks, self.config.batch_size, group)
+        batch = runner_batch(run, self.config.batch_size)
+        return rise_saliency(image, box_score_stream(run, boxes, labels), masks, batch, group)
 
 
 FOR_TASK = {"detection": DetectionDRISE}

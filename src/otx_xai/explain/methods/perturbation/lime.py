@@ -27,7 +27,7 @@ from otx_xai.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from otx_xai.explain.black_box.classification import class_scores
 from otx_xai.explain.black_box.inference_copy import InferenceCopies, copy_runner
 from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.runners import ModelRunner
+from otx_xai.explain.black_box.runners import ModelRunner, runner_batch
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.class_maps import classes_to_explain, uint8_class_maps
@@ -142,7 +142,7 @@ class LIME:
                                 c.lime_samples, c.seed, c.fill) for image in images]
             outputs = run(images)
             scores = class_scores(outputs["logits"], model.multilabel)
-            sample_scores = lime_scores(inputs, run, to_scores, c.batch_size, reference=scores)
+            sample_scores = lime_scores(inputs, run, to_scores, runner_batch(run, c.batch_size), reference=scores)
         classes = classes_to_explain(scores, model, config, targets)
         painters = []
         for image, image_scores, chosen in zip(inputs, sample_scores, classes, strict=True):

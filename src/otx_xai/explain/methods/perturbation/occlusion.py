@@ -27,7 +27,7 @@ import numpy as np
 from otx_xai.explain.black_box.classification import class_scores
 from otx_xai.explain.black_box.inference_copy import InferenceCopies, copy_runner
 from otx_xai.explain.black_box.presets import BlackBoxConfig
-from otx_xai.explain.black_box.runners import ModelRunner
+from otx_xai.explain.black_box.runners import ModelRunner, runner_batch
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.class_maps import classes_to_explain, uint8_class_maps
@@ -126,7 +126,7 @@ class Occlusion:
         def to_scores(outputs: dict[str, np.ndarray]) -> np.ndarray:
             return class_scores(outputs["logits"], model.multilabel)
 
-        drops = occlusion_drops(images, scores, grid, run, to_scores, self.config.batch_size)
+        drops = occlusion_drops(images, scores, grid, run, to_scores, runner_batch(run, self.config.batch_size))
         painters = [lambda classes, d=d: grid.paint(d[classes]) for d in drops]
         classes = classes_to_explain(scores, model, config, targets)
         maps = uint8_class_maps(painters, classes, scores.shape[1], grid.size)

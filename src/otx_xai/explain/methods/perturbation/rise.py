@@ -15,7 +15,7 @@ import numpy as np
 from otx_xai.explain.black_box.classification import class_scores, explained_classes, put_maps
 from otx_xai.explain.black_box.presets import BlackBoxConfig
 from otx_xai.explain.black_box.rise import RiseMaskedMethod, rise_map_groups, targets_per_group
-from otx_xai.explain.black_box.runners import ModelRunner, stream_outputs
+from otx_xai.explain.black_box.runners import ModelRunner, runner_batch, stream_outputs
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.drise import DetectionDRISE
@@ -44,7 +44,8 @@ class ClassificationRISE(RiseMaskedMethod):
                 for batch_outputs in stream_outputs(run, batches):
                     yield class_scores(batch_outputs["logits"], model.multilabel)[:, classes]
 
-            for start, group_maps in rise_map_groups(image, score_stream, masks, self.config.batch_size, group):
+            batch = runner_batch(run, self.config.batch_size)
+            for start, group_maps in rise_map_groups(image, score_stream, masks, batch, group):
                 put_maps(maps, index, classes[start : start + len(group_maps)], group_maps)
         return {**outputs, "saliency_map": maps}
 

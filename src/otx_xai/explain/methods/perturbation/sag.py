@@ -24,7 +24,7 @@ from otx_xai.explain.black_box.classification import class_scores, explained_cla
 from otx_xai.explain.black_box.masks import rise_masks
 from otx_xai.explain.black_box.presets import BlackBoxConfig, Preset
 from otx_xai.explain.black_box.rise import rise_saliency
-from otx_xai.explain.black_box.runners import ModelRunner, stream_outputs
+from otx_xai.explain.black_box.runners import ModelRunner, runner_batch, stream_outputs
 from otx_xai.explain.config import ExplainConfig
 from otx_xai.explain.entity import ModelInfo
 from otx_xai.explain.methods.perturbation.sag_graph import GRAPH_SIZE, draw_sag
@@ -130,7 +130,7 @@ class SAG:
                 for outputs in stream_outputs(run, batches):
                     yield class_scores(outputs["logits"], model.multilabel)[:, classes]
 
-            maps = rise_saliency(images[index], score_stream, masks, self.config.batch_size)
+            maps = rise_saliency(images[index], score_stream, masks, runner_batch(run, self.config.batch_size))
             return dict(zip(classes, maps, strict=True))
 
         return rise
