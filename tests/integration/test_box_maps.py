@@ -188,3 +188,23 @@ def test_auto_explains_a_plain_detection_ir_with_aise(engine: Engine, plain_ir: 
     assert "has no white-box explain method: explaining with AISE" in caplog.text
     assert index["explain_method"] == "AISE" and index["runtime"]["outputs"] == ["bboxes", "labels"]
     assert sum(len(r.box_maps) for r in results) >= 10
+
+
+def test_aise_searches_every_images_boxes_together_and_gives_each_images_maps(plain_ir: Path) -> None:
+    """All images' box searches share the IR's queue in one ``run_jobs`` call; each image's maps are exactly
+    those of the image searched alone."""
+    from otx_xai.explain.black_box.protocol import black_box_method
+    from otx_xai.explain.black_box.runners import ir_runner
+    from otx_xai.openvino.inference import IRModel
+
+    ir = IRModel(plain_ir)
+    run = ir_runner(ir, 16)
+    images = np.random.default_rng(0).normal(size=(3, 3, 128, 128)).astype(np.float32)
+    outputs = run(images)
+    boxes = [(image, outputs["bboxes"][index, :2, :4], outputs["labels"][index, :2])
+             for index, image in enumerate(images)]
+    method = black_box_method("detection", "AISE", BlackBoxConfig(iterations=6, kernel_widths=[0.3, 0.6]))
+    together = method.images_box_maps(boxes, run)
+    for (image, image_boxes, labels), maps in zip(boxes, together, strict=True):
+        assert maps.shape == (2, 128, 128) and maps.max() > 0
+        np.testing.assert_array_equal(maps, method.box_maps(image, image_boxes, labels, run))

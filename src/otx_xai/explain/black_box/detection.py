@@ -60,11 +60,19 @@ class DetectionMethod(ABC):
         outputs = run(images)
         bboxes, labels = np.asarray(outputs["bboxes"], dtype=np.float32), np.asarray(outputs["labels"])
         classes = len(model.label_names)
-        maps = []
-        for index, image in enumerate(images):
-            rows = explained_rows(bboxes[index], labels[index], classes, config.predicted_maps_conf_thr)
+        rows = []
+        for index in range(len(images)):
+            picked = explained_rows(bboxes[index], labels[index], classes, config.predicted_maps_conf_thr)
             if targets is not None:  # the classes a caller reads (the audit metrics' target)
-                rows = rows[np.isin(labels[index, rows], targets[index])]
-            maps.append((rows, self.box_maps(image, bboxes[index, rows, :4], labels[index, rows], run)
-                         if len(rows) else np.zeros((0, *image.shape[-2:]))))
+                picked = picked[np.isin(labels[index, picked], targets[index])]
+            rows.append(picked)
+        boxes = [(image, bboxes[index, rows[index], :4], labels[index, rows[index]])
+                 for index, image in enumerate(images)]
+        maps = list(zip(rows, self.images_box_maps(boxes, run), strict=True))
         return with_box_maps(outputs, maps, classes, (int(images.shape[-2]), int(images.shape[-1])))
+
+    def images_box_maps(self, boxes: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                        run: ModelRunner) -> list[np.ndarray]:
+        """``box_maps`` of each (image, boxes, labels), image by image (a method may run them together)."""
+        return [self.box_maps(image, image_boxes, labels, run) if len(image_boxes)
+                else np.zeros((0, *image.shape[-2:])) for image, image_boxes, labels in boxes]

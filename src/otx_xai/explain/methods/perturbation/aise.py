@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from otx_xai.explain.black_box.aise import KEPT, aise_jobs, aise_maps, images_per_evaluation
+from otx_xai.explain.black_box.aise import KEPT, AiseSearch, aise_jobs, aise_maps, images_per_evaluation
 from otx_xai.explain.black_box.classification import class_scores, explained_classes, put_maps
 from otx_xai.explain.black_box.detection import DetectionMethod
 from otx_xai.explain.black_box.detection_score import box_scores
@@ -95,6 +95,19 @@ class DetectionAISE(DetectionMethod):
                 "inferences_per_box": self.inferences_per_box}
 
     def box_maps(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, run: ModelRunner) -> np.ndarray:
+        return self.images_box_maps([(image, boxes, labels)], run)[0]
+
+    def images_box_maps(self, boxes: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                        run: ModelRunner) -> list[np.ndarray]:
+        """Every box of every image searched side by side (``run_jobs``): the queue stays full."""
+        searches = [self._searches(image, image_boxes, labels) if len(image_boxes) else []
+                    for image, image_boxes, labels in boxes]
+        run_jobs([job for jobs in searches for job in jobs], run, runner_batch(run, self.config.batch_size))
+        return [aise_maps(jobs, len(image_boxes)) if len(image_boxes) else np.zeros((0, *image.shape[-2:]))
+                for jobs, (image, image_boxes, _) in zip(searches, boxes, strict=True)]
+
+    def _searches(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> list[AiseSearch]:
+        """One image's searches: per box and kernel width, centres within the box grown by ``BOX_PADDING``."""
         height, width = int(image.shape[-2]), int(image.shape[-1])
         scaled = boxes / np.array([width, height, width, height], dtype=np.float64)  # x1, y1, x2, y2 in [0, 1]
         box_w, box_h = scaled[:, 2] - scaled[:, 0], scaled[:, 3] - scaled[:, 1]
@@ -103,10 +116,8 @@ class DetectionAISE(DetectionMethod):
         bounds = np.clip(np.stack([lower, upper], axis=1), 0.0, 1.0)  # (t, 2, 2): [[y, x] low, [y, x] high]
         smaller = np.maximum(np.minimum(box_w, box_h), 1.0 / max(height, width))
         widths = smaller[:, None] * np.asarray(self.box_widths)[None, :]
-        searches = aise_jobs(image, lambda outputs: box_scores(outputs, boxes, labels), len(boxes), self.iterations,
-                             widths, bounds=bounds, objective=AISE_BOX_OBJECTIVE)
-        run_jobs(searches, run, runner_batch(run, self.config.batch_size))
-        return aise_maps(searches, len(boxes))
+        return aise_jobs(image, lambda outputs: box_scores(outputs, boxes, labels), len(boxes), self.iterations,
+                         widths, bounds=bounds, objective=AISE_BOX_OBJECTIVE)
 
 
 FOR_TASK = {"classification": ClassificationAISE, "detection": DetectionAISE}
