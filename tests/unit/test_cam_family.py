@@ -176,6 +176,29 @@ def test_explain_layer_by_name_equals_the_peer_at_that_layer() -> None:
     assert model.explain_settings()["layer"] == "layer3"
 
 
+def test_a_swin_stage_by_name_is_read_channels_last_as_the_network_reads_it() -> None:
+    """Swin's stages give (B, h, w, C); the traced graph's permute(0, 3, 1, 2) says so, and the maps equal
+    pytorch-grad-cam's at that stage with its documented reshape_transform; ``norm`` (the cut's own
+    layer) gives the default maps exactly."""
+    torch.manual_seed(0)
+    model = calibrated(ImageClassifier(LABELS, "swin_t", explain_method="GradCAM", explain_layer="features.5"))
+    net = torchvision_twin(model, "swin_t")
+    x = images(2)
+    with torch.no_grad():
+        out = model.forward_explain(x)
+    expected = peer_maps(PeerGradCAM, net, net.features[5], x, len(LABELS), lambda t: t.permute(0, 3, 1, 2))
+    assert out["saliency_map"].shape == expected.shape == (2, 3, 6, 6) and expected.std() > 10
+    assert np.abs(out["saliency_map"].numpy().astype(float) - expected).max() <= 1.0
+    at_norm = ImageClassifier(LABELS, "swin_t", explain_method="GradCAM", explain_layer="norm")
+    at_norm.load_state_dict(model.state_dict())
+    default = ImageClassifier(LABELS, "swin_t", explain_method="GradCAM")
+    default.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        first = at_norm.eval().forward_explain(x)["saliency_map"].numpy().astype(int)
+        second = default.eval().forward_explain(x)["saliency_map"].numpy().astype(int)
+    assert np.abs(first - second).max() <= 1 and second.std() > 10
+
+
 def test_a_wrong_layer_name_lists_the_nearest_names() -> None:
     with pytest.raises(UserError, match="layer4") as error:
         ImageClassifier(LABELS, "resnet18", explain_method="GradCAM", explain_layer="layr4")

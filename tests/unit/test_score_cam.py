@@ -181,3 +181,12 @@ def test_explain_layer_masks_with_the_named_layers_channels() -> None:
     with pytest.raises(UserError, match="'layer9' is not a layer") as error:
         ScoreCAM(layer="layer9").check_layer(model)
     assert "layer4" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_swin_stage_by_name_is_masked_channels_last_as_the_network_reads_it() -> None:
+    """Swin's ``norm`` gives (B, h, w, C), the token grid the traced cut moves to (B, C, h, w): Score-CAM at
+    ``--explain_layer norm`` masks with the same channels as at the cut, so the maps are the same."""
+    torch.manual_seed(0)
+    model = calibrated(ImageClassifier(LABELS, "swin_t"))
+    image = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    assert grey_difference(explain(model, image, layer="norm"), explain(model, image)) == 0

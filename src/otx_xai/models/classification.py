@@ -26,6 +26,7 @@ from otx_xai.models.gradient_explain import (
     check_explain_layer,
     cnn_explain_layer,
     cnn_gradient_explain,
+    cnn_layer_grid,
     gradient_explainer,
     vit_explain_layer,
 )
@@ -177,7 +178,8 @@ class ImageClassifier(ClassifierModel):
             tapped = cnn_explain_layer(self.backbone, self.neck_head, explain_layer, self.explain_method)
             if tapped is not None:
                 self.explain_layer = ExplainLayer(explain_layer, partial(self._forward_parts, *tapped))
-            self.explainer = gradient_explainer(self.explain_method, self._head_on_feature_map, multilabel)
+            self.explainer = gradient_explainer(self.explain_method, self._head_on_feature_map, multilabel,
+                                                cnn_layer_grid(self.backbone, self.neck_head, explain_layer))
         elif self.explain_method == ReciproCAM.name:
             pointwise = parts.head is not None and pointwise_layers(parts.head) is not None
             self.explainer: ExplainAlgo = ReciproCAM(

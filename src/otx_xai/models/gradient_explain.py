@@ -18,8 +18,9 @@ from torch import Tensor, fx, nn
 
 from otx_xai.errors import UserError
 from otx_xai.explain.methods.base import normalize_map
-from otx_xai.explain.methods.gradient.base import GradientCAM, as_grid
+from otx_xai.explain.methods.gradient.base import GradientCAM, GridFn, as_grid
 from otx_xai.explain.methods.gradient.build import gradient_method
+from otx_xai.explain.methods.layer_layout import channels_first, reads_channels_last
 from otx_xai.explain.select import GRADIENT
 
 ForwardFn = Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]  # images → logits, feature vector, feature map
@@ -53,10 +54,15 @@ def _qualnames(graph: fx.Graph) -> list[str]:
     return list(names)
 
 
+def _layer_nodes(module: fx.GraphModule, name: str) -> list[fx.Node]:
+    """The traced nodes inside the module called ``name``, in graph order (its output is the last)."""
+    return [node for node in module.graph.nodes if (node.meta.get("qualname") or "") == name
+            or (node.meta.get("qualname") or "").startswith(name + ".")]
+
+
 def _tapped_copy(module: fx.GraphModule, name: str) -> fx.GraphModule | None:
     """A copy of ``module`` whose node output of the module called ``name`` goes through ``_tap``, or None."""
-    nodes = [node for node in module.graph.nodes if (node.meta.get("qualname") or "") == name
-             or (node.meta.get("qualname") or "").startswith(name + ".")]
+    nodes = _layer_nodes(module, name)
     if not nodes:
         return None
     graph = fx.Graph()
@@ -123,6 +129,16 @@ def cnn_explain_layer(backbone: fx.GraphModule, neck_head: nn.Module, name: str 
         return backbone, tapped
     graphs = [backbone.graph] + ([neck_head.graph] if isinstance(neck_head, fx.GraphModule) else [])
     raise _unknown(name, [n for graph in graphs for n in _qualnames(graph)])
+
+
+def cnn_layer_grid(backbone: fx.GraphModule, neck_head: nn.Module, name: str | None) -> GridFn:
+    """How the gradient CAMs read the layer called ``name`` as a (B, C, h, w) grid: as it is, or moved to
+    channels-first when the network reads it channels-last (Swin's stages, ``layer_layout``)."""
+    for module in (backbone, neck_head):
+        nodes = _layer_nodes(module, name) if name and isinstance(module, fx.GraphModule) else []
+        if nodes:
+            return channels_first if reads_channels_last(nodes[-1]) else as_grid
+    return as_grid
 
 
 def vit_explain_layer(vit: nn.Module, name: str | None, method: str) -> nn.Module | None:

@@ -18,6 +18,7 @@ from torch import Tensor, fx
 
 from otx_xai.errors import UserError
 from otx_xai.explain.methods.forward.vit_recipro_cam import patch_grid
+from otx_xai.explain.methods.layer_layout import channels_first, reads_channels_last
 
 LayerForward = Callable[[Tensor], tuple[Tensor, Tensor]]  # images → logits, the layer's feature map
 
@@ -38,8 +39,9 @@ def _unknown(name: str, names: list[str]) -> UserError:
                      f"use one of the model's module names, e.g. {', '.join(nearest)}")
 
 
-def _with_layer_output(module: fx.GraphModule, name: str) -> fx.GraphModule:
-    """A copy of ``module`` returning (its output, the output of the last node inside the module ``name``)."""
+def _with_layer_output(module: fx.GraphModule, name: str) -> tuple[fx.GraphModule, bool]:
+    """A copy of ``module`` returning (its output, the output of the last node inside the module ``name``),
+    and whether the network reads that output channels-last (Swin's stages: ``layer_layout``)."""
     nodes = [node for node in module.graph.nodes if node.op != "output" and (
         (node.meta.get("qualname") or "") == name or (node.meta.get("qualname") or "").startswith(name + "."))]
     if not nodes:
@@ -51,7 +53,7 @@ def _with_layer_output(module: fx.GraphModule, name: str) -> fx.GraphModule:
             graph.output((fx.map_arg(node.args[0], lambda n: env[n]), env[nodes[-1]]))
         else:
             env[node] = graph.node_copy(node, lambda n: env[n])
-    return fx.GraphModule(module, graph, type(module).__name__)
+    return fx.GraphModule(module, graph, type(module).__name__), reads_channels_last(nodes[-1])
 
 
 def _as_map(value: Any, name: str) -> Tensor:
@@ -88,10 +90,12 @@ def layer_forward(model: Any, name: str) -> LayerForward:
     if not isinstance(backbone, fx.GraphModule):
         raise UserError(f"{type(model).__name__} has no traced backbone: Score-CAM explains it only at its "
                         "feature map (drop --explain_layer)")
-    tapped = _with_layer_output(backbone, name)
+    tapped, channels_last = _with_layer_output(backbone, name)
 
     def cnn_forward(images: Tensor) -> tuple[Tensor, Tensor]:
         feature_map, layer = tapped(images)
+        if channels_last and isinstance(layer, Tensor) and layer.ndim == 4:
+            layer = channels_first(layer)
         pooled_head = getattr(model, "_pooled_head", None)
         logits = pooled_head(feature_map.mean(dim=(2, 3))) if pooled_head is not None else model.neck_head(feature_map)
         return logits, _as_map(layer, name)
