@@ -31,6 +31,7 @@ inferences at the f32 limit would have. ``--quick``: two images at 112 px, small
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -58,6 +59,7 @@ from otx_xai.explain.methods.perturbation.superpixels import to_rgb
 from otx_xai.openvino.foreign_metadata import ForeignIROptions
 from otx_xai.openvino.inference import IRModel
 
+os.environ.setdefault("TQDM_DISABLE", "1")  # lime's per-sample progress bar
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
           "colorwheel")
 CLASSES = 1000
@@ -133,7 +135,7 @@ def lime_explainer(net: torch.nn.Module, rgb: np.ndarray, tops: np.ndarray, samp
     for image, top in zip(rgb, tops, strict=True):
         explanation = LimeImageExplainer(random_state=seed).explain_instance(
             image, classify, labels=(int(top),), top_labels=None, num_samples=samples, batch_size=10,
-            random_seed=0, progress_bar=False)
+            random_seed=0)
         weights = np.zeros(int(explanation.segments.max()) + 1)
         for feature, weight in explanation.local_exp[int(top)]:
             weights[feature] = weight

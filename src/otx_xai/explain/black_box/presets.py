@@ -48,7 +48,8 @@ class BlackBoxConfig:
             each costs two inferences (the kernel kept, the kernel deleted); per detected box, one
             (the kernel kept).
         kernel_widths: AISE Gaussian kernel widths, as fractions of the input side.
-        batch_size: perturbed images per model call (the IR keeps several such calls in flight).
+        batch_size: perturbed images per model call on torch; on an IR at most this, two 224-px images'
+            worth per request (``runners.ir_stream_batch``), several requests in flight.
         map_memory_mb: RISE / D-RISE float32 maps held at once per image: the explained classes (boxes)
             whose maps fit are summed while the model runs; more (the ALL group of a many-class model)
             are summed in further passes over the masks, this many MB of maps at a time.

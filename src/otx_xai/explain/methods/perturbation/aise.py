@@ -69,7 +69,7 @@ class ClassificationAISE:
 
 
 class DetectionAISE(DetectionMethod):
-    """AISE over a detector, one search per box (and kernel width), all boxes of an image in lockstep."""
+    """AISE over a detector, one search per box and kernel width, all boxes of all images side by side."""
 
     name = "AISE"
 
