@@ -129,9 +129,9 @@ def aise_jobs(
             for t in range(num_targets) for w in range(widths.shape[1])]
 
 
-def aise_maps(searches: Sequence[AiseSearch], num_targets: int) -> np.ndarray:
-    """AISE maps (T, h, w) float64 of finished searches of one image: per target, its widths' densities summed."""
-    size = searches[0].size
+def aise_maps(searches: Sequence[AiseSearch], num_targets: int, size: tuple[int, int]) -> np.ndarray:
+    """AISE maps (T, h, w) float64 of finished searches of one image (h, w = ``size``): per target, its
+    widths' densities summed."""
     maps = np.zeros((num_targets, *size), dtype=np.float64)
     for search in searches:
         maps[search.target] += search.density()
@@ -155,4 +155,4 @@ def aise_saliency(
     searches = aise_jobs(image, lambda outputs: outputs["scores"], num_targets, iterations, kernel_widths,
                          bounds, epsilon, objective)
     run_jobs(searches, lambda images: {"scores": np.asarray(score_fn(images))}, max_images)
-    return aise_maps(searches, num_targets)
+    return aise_maps(searches, num_targets, (int(image.shape[-2]), int(image.shape[-1])))

@@ -64,7 +64,7 @@ class ClassificationAISE:
                                                 self.config.aise_kernel_widths)))
         run_jobs([job for _, jobs in searches for job in jobs], run, runner_batch(run, self.config.batch_size))
         for index, (classes, jobs) in enumerate(searches):
-            put_maps(maps, index, classes, aise_maps(jobs, len(classes)))
+            put_maps(maps, index, classes, aise_maps(jobs, len(classes), maps.shape[-2:]))
         return {**outputs, "saliency_map": maps}
 
 
@@ -103,7 +103,7 @@ class DetectionAISE(DetectionMethod):
         searches = [self._searches(image, image_boxes, labels) if len(image_boxes) else []
                     for image, image_boxes, labels in boxes]
         run_jobs([job for jobs in searches for job in jobs], run, runner_batch(run, self.config.batch_size))
-        return [aise_maps(jobs, len(image_boxes)) if len(image_boxes) else np.zeros((0, *image.shape[-2:]))
+        return [aise_maps(jobs, len(image_boxes), image.shape[-2:])
                 for jobs, (image, image_boxes, _) in zip(searches, boxes, strict=True)]
 
     def _searches(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> list[AiseSearch]:
