@@ -135,6 +135,35 @@ def test_aise_searches_run_side_by_side_on_the_ir_and_give_the_lockstep_maps(
         np.testing.assert_array_equal(out["saliency_map"][index], to_uint8_maps(alone[None])[0])
 
 
+def test_a_few_searches_share_the_streams_in_small_batches(foreign_ir: tuple[nn.Module, Path]) -> None:
+    """Six AISE searches on an IR with two streams go in batches of at most three (each stream gets about
+    one batch per search round, so no core waits while a big batch's rounds come back together); many
+    searches, or a synchronous runner, keep the full batch."""
+    from otx_xai.explain.black_box.job_scheduler import jobs_batch_size
+
+    assert jobs_batch_size(6, 6, 2) == 3 and jobs_batch_size(48, 6, 2) == 6 and jobs_batch_size(1, 6, 2) == 1
+    assert jobs_batch_size(6, 32, 1) == 32 and jobs_batch_size(7, 32, 2) == 4
+    _, xml = foreign_ir
+    ir = IRModel(xml, foreign=FLAGS)
+    run = ir_runner(ir, 64)
+    assert run.batch_size == 64 and run.in_flight == 2
+    sizes: list[int] = []
+
+    def recording(batches):
+        def seen():
+            for batch in batches:
+                sizes.append(0 if batch is None else len(batch))
+                yield batch
+        return ir.infer_batches(seen())
+
+    run.batch_outputs = recording
+    method = black_box_method("classification", "AISE", BlackBoxConfig(iterations=12, kernel_widths=[0.15, 0.3]))
+    image = np.random.default_rng(3).normal(size=(1, 3, SIZE, SIZE)).astype(np.float32)
+    method.explain(image, run, ModelInfo("classification", list(SHAPE_CLASSES)), ExplainConfig(), targets=[[0, 1, 2]])
+    searched = [size for size in sizes[1:] if size]  # after the image's own prediction
+    assert max(searched) == 3 and sum(searched) == 3 * 2 * 12 * 2  # classes × widths × evaluations × 2
+
+
 def test_an_ir_streams_perturbed_images_in_batches_sized_by_the_input(foreign_ir: tuple[nn.Module, Path]) -> None:
     """Two 224-px images per request (the CPU plugin's per-image time grows with larger batches there),
     more for smaller inputs, never above the configured batch nor below two (one would compile for latency);
