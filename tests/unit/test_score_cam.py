@@ -163,6 +163,24 @@ def test_the_inference_copy_folds_batch_norms_and_follows_weight_changes() -> No
         torch.testing.assert_close(remade(images), net(images), rtol=1e-5, atol=1e-5)
 
 
+def test_a_plain_torchvision_classifier_is_traced_and_folded_in_its_inference_copy() -> None:
+    """A torchvision resnet18 handed over as it is (no traced graph inside) gets its batch norms folded too;
+    its copy computes the same logits."""
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=5).eval()
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(module.running_mean, -0.5, 0.5)
+            torch.nn.init.uniform_(module.running_var, 0.5, 2)
+    copy = InferenceCopies().of(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in copy.modules()), "folded into the convolutions"
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()), "the model itself is untouched"
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(copy(images.contiguous(memory_format=torch.channels_last)), net(images),
+                                   rtol=1e-4, atol=1e-4)
+
+
 def test_explain_layer_masks_with_the_named_layers_channels() -> None:
     """``--explain_layer layer3`` on resnet18: the masks are layer3's 256 channels (a 4×4 map at 64 px),
     checked against the reference fed torchvision's own layer3 output for the same weights."""

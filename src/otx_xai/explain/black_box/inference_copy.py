@@ -3,8 +3,12 @@
 
 The copy has its batch norms folded into the convolutions before them (found in the traced graphs,
 ``torch.fx.experimental.optimization.fuse``) and weights and inputs in channels-last layout, which oneDNN
-convolves fastest on a CPU. It computes the same function to float rounding (logits within ~1e-5) and is
-remade whenever the model's parameters change (training-time probes, the sanity check's randomized head).
+convolves fastest on a CPU. otx_xai's models hold traced graphs (their backbones); a plain module with
+none (a torchvision classifier handed to ``torch_runner``-style runners) is traced whole first, and
+kept as it is when it cannot be (data-dependent control flow): folding made a plain mobilenet_v2's
+batches of 32 1.65× faster here (16.5 → 10.0 ms per image). The copy computes the same function to
+float rounding (logits within ~1e-5) and is remade whenever the model's parameters change
+(training-time probes, the sanity check's randomized head).
 """
 
 from __future__ import annotations
@@ -32,12 +36,26 @@ def inference_copy(model: torch.nn.Module) -> torch.nn.Module:
     """An eval copy of ``model`` with batch norms folded into the convolutions of its traced graphs and its
     weights channels-last (see the module docstring)."""
     clone = copy.deepcopy(model).eval()
+    if not any(isinstance(module, fx.GraphModule) for module in clone.modules()):
+        clone = _traced(clone)
     if isinstance(clone, fx.GraphModule):
         clone = _folded(clone)
     for name, graph_module in [(n, m) for n, m in clone.named_modules() if isinstance(m, fx.GraphModule) and n]:
         parent, _, attribute = name.rpartition(".")
         setattr(clone.get_submodule(parent), attribute, _folded(graph_module))
     return clone.to(memory_format=torch.channels_last)
+
+
+def _traced(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` traced whole (``torch.fx.symbolic_trace``) when it is a plain module whose forward is all it
+    is asked for (one with ``export_outputs`` is otx_xai's and keeps its methods); itself otherwise."""
+    if hasattr(module, "export_outputs"):
+        return module
+    try:
+        return fx.symbolic_trace(module)
+    except Exception as error:  # tracing arbitrary user code can raise anything: keep the module
+        log.debug("inference copy: %s not traced (%s)", type(module).__name__, error)
+        return module
 
 
 def _folded(graph_module: fx.GraphModule) -> fx.GraphModule:
