@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from otx_xai.boxes import Detections, box_iou
 from otx_xai.explain.methods.base import normalize_map
+from otx_xai.explain.methods.forward.det_class_prob_map import mean_of_levels
 from otx_xai.tracing import frozen_size
 
 
@@ -70,7 +71,7 @@ class DetBoxProbabilityMap(nn.Module):
             level_map = grid[:, :, start:start + height * width].unflatten(2, (height, width))
             start += height * width
             per_level.append(F.interpolate(level_map, size=size, mode="bilinear", align_corners=False))
-        return torch.stack(per_level).mean(dim=0)
+        return mean_of_levels(per_level)
 
     def forward(self, class_probability: Tensor, cls_levels: list[Tensor], detections: Detections) -> Tensor:
         """uint8 (B, N, h, w): row n is the map of detection row n."""

@@ -12,11 +12,19 @@ dropped (default) or kept as the last channel of the map (``keep_background``).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from otx_xai.explain.methods.base import ExplainAlgo
+
+
+def mean_of_levels(per_level: list[Tensor]) -> Tensor:
+    """The element-wise mean of same-shaped maps, as a chain of adds: in an IR, stack + mean is a
+    reference-kernel Concat copying every map before the reduction (a few % of a small detector)."""
+    return functools.reduce(torch.add, per_level) / len(per_level)
 
 
 class DetClassProbabilityMap(ExplainAlgo):
@@ -59,10 +67,10 @@ class DetClassProbabilityMap(ExplainAlgo):
         per_level = []
         for index, logits in enumerate(cls_logits):
             per_anchor = logits.unflatten(1, (self._anchors(index), self.num_classes))  # (B, A, C, H, W)
-            level_map = per_anchor.max(dim=1).values
+            level_map = per_anchor.amax(dim=1)  # amax: max(dim).values also builds indices, 5x slower here
             # at the middle level's own size this is the identity (bilinear, half-pixel centres)
             per_level.append(F.interpolate(level_map, size=size, mode="bilinear", align_corners=False))
-        saliency = torch.stack(per_level).mean(dim=0)
+        saliency = mean_of_levels(per_level)
         if self.use_softmax and self.num_classes > 1:
             saliency = saliency.softmax(dim=1)
         if self.background_last and not self.keep_background:
