@@ -23,7 +23,7 @@ from otx_xai.explain.methods.base import ExplainAlgo
 
 def mean_of_levels(per_level: list[Tensor]) -> Tensor:
     """The element-wise mean of same-shaped maps, as a chain of adds: in an IR, stack + mean is a
-    reference-kernel Concat copying every map before the reduction (a few % of a small detector)."""
+    reference-kernel Concat copying every map before the reduction."""
     return functools.reduce(torch.add, per_level) / len(per_level)
 
 
